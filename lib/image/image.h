@@ -1,0 +1,85 @@
+/* image.h -- still images as tensors: PNG (libpng), JPEG (libjpeg-turbo), the rest via
+ * FFmpeg.
+ *
+ * Contract
+ *   An image is a C-contiguous tensor of shape [H, W, C], dtype u8 or u16, C = 1 (gray),
+ *   2 (gray + alpha), 3 (RGB) or 4 (RGBA). Reading keeps what the file holds: 16-bit
+ *   PNGs stay u16, gray stays gray, alpha is kept; palettes are expanded (to RGB, or
+ *   RGBA with tRNS); low bit depths (1/2/4) are scaled to 8 bits. JPEG reads as gray or
+ *   RGB (CMYK is refused). Any other format FFmpeg can decode (BMP, TIFF, WebP, GIF's
+ *   first frame...) is read through libavformat/libavcodec and converted with
+ *   libswscale to RGB/RGBA/gray u8 or u16.
+ *   The format is detected from the first bytes, never from the extension, so stdin
+ *   ("-") works. Bad data (truncated, zero width, absurd dimensions, corrupt
+ *   compressed data) is an SDLK_ERR_FORMAT naming the file; libpng/libjpeg errors
+ *   never abort or print (their error handlers are routed into sdlk_error).
+ *   Writing picks the format from the extension (.png, .jpg/.jpeg, else what FFmpeg's
+ *   image2 muxer knows, e.g. .bmp .tiff .webp), or from opts->format for "-". Outputs
+ *   are atomic. JPEG quality and chroma subsampling (4:4:4, 4:2:2, 4:2:0) are options;
+ *   a 16-bit image written as JPEG is reduced to 8 bits (rounded), alpha is dropped
+ *   with a note in the returned info.
+ *   Image dimensions are limited to SDLK_IMAGE_MAX_SIDE per side.
+ */
+#ifndef SDLK_IMAGE_IMAGE_H
+#define SDLK_IMAGE_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+#define SDLK_IMAGE_MAX_SIDE 65535
+
+typedef struct sdlk_image_info {
+    char format[16]; /* "png", "jpeg", or FFmpeg's codec name ("bmp", "tiff"...) */
+    int width, height, channels;
+    int bit_depth;   /* bits per sample as stored in the file (1..16) */
+    int has_palette; /* PNG palette image (expanded on read) */
+    int subsampling; /* JPEG chroma: 444, 422, 420, 440, 411; 0 otherwise */
+} sdlk_image_info;
+
+typedef enum sdlk_chroma {
+    SDLK_CHROMA_420 = 420,
+    SDLK_CHROMA_422 = 422,
+    SDLK_CHROMA_444 = 444
+} sdlk_chroma;
+
+typedef struct sdlk_image_write_opts {
+    const char *format;  /* "png", "jpeg", "bmp"...; NULL = from the extension */
+    int jpeg_quality;    /* 1..100, 0 = default 90 */
+    sdlk_chroma chroma;  /* 0 = default 4:2:0 */
+    int png_compression; /* zlib level 0..9, -1 = default (6) */
+} sdlk_image_write_opts;
+
+/* Default options (quality 90, 4:2:0, PNG level 6, format from extension). */
+void sdlk_image_write_opts_init(sdlk_image_write_opts *opts);
+
+/* Read an image file ("-" = stdin). info may be NULL. */
+sdlk_status sdlk_image_read(const char *path, sdlk_tensor *out, sdlk_image_info *info,
+                            sdlk_error *err);
+/* Read an image from bytes in memory (name for messages). */
+sdlk_status sdlk_image_decode(const uint8_t *data, size_t size, const char *name,
+                              sdlk_tensor *out, sdlk_image_info *info, sdlk_error *err);
+/* 1 when the first bytes look like an image we can decode by ourselves (PNG/JPEG) or
+ * a common image format (BMP, TIFF, WebP, GIF, PPM). */
+int sdlk_image_sniff(const uint8_t *head, size_t size);
+
+/* Write `img` ([H,W,C] u8/u16) to `path` atomically. opts may be NULL. */
+sdlk_status sdlk_image_write(const char *path, const sdlk_tensor *img,
+                             const sdlk_image_write_opts *opts, sdlk_error *err);
+
+typedef enum sdlk_layout {
+    SDLK_LAYOUT_HWC = 0, /* [H, W, C] (what images are) */
+    SDLK_LAYOUT_CHW      /* [C, H, W] (what most models take) */
+} sdlk_layout;
+
+/* u8/u16 image -> f32 in [0, 1] (value / 255 or / 65535) in the given layout. */
+sdlk_status sdlk_image_to_float(const sdlk_tensor *img, sdlk_layout layout, sdlk_tensor *out,
+                                sdlk_error *err);
+/* f32/f64 tensor in [0, 1] (clamped; NaN -> 0) -> u8 or u16 image [H, W, C], rounded to
+ * nearest. `layout` says how `f` is laid out; C must be 1..4. */
+sdlk_status sdlk_image_from_float(const sdlk_tensor *f, sdlk_layout layout, sdlk_dtype dtype,
+                                  sdlk_tensor *out, sdlk_error *err);
+
+#endif

@@ -1,0 +1,33 @@
+/* npy.h -- NumPy .npy arrays.
+ *
+ * Contract
+ *   Read: format versions 1.0, 2.0 and 3.0 (3.0 = utf-8 header); descr of any dtype in
+ *   core/tensor.h in little ('<'), big ('>'), native ('=') or not-applicable ('|')
+ *   byte order; fortran_order True or False; any shape including () and 0-sized
+ *   dimensions. Every header field is validated (dict syntax, required keys, shape
+ *   overflow, data size against the bytes present); anything else (object arrays,
+ *   structured dtypes, complex) is SDLK_ERR_UNSUPPORTED with the descr named.
+ *   A little-endian array whose data is suitably aligned is returned as a view into the
+ *   caller's storage (no copy; Fortran order becomes Fortran strides); big-endian data
+ *   is copied and byte-swapped.
+ *   Write: version 1.0 (2.0 when the header needs more than 65535 bytes, as NumPy does),
+ *   little-endian, C order, header padded so data starts on a 64-byte boundary. A
+ *   non-contiguous tensor is written in C order.
+ */
+#ifndef SDLK_IO_NPY_H
+#define SDLK_IO_NPY_H
+
+#include <stdio.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+/* Parse the .npy bytes at [offset, offset+size) of `storage`. `name` (a file name) is
+ * used in error messages. On success *out is a tensor (view or copy). */
+sdlk_status sdlk_npy_parse(sdlk_storage *storage, size_t offset, size_t size, const char *name,
+                           sdlk_tensor *out, sdlk_error *err);
+
+/* Write `t` as a complete .npy file to fp. `name` is for messages. */
+sdlk_status sdlk_npy_write(FILE *fp, const sdlk_tensor *t, const char *name, sdlk_error *err);
+
+#endif
