@@ -298,6 +298,21 @@ void sdlk_bench_report_print(const sdlk_bench_report *report, FILE *out)
 
 /* ---- JSON -------------------------------------------------------------------- */
 
+/* A JSON string; bytes that are not valid UTF-8 (a CPU name from a strange kernel)
+ * become '?' rather than making jansson drop the value. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char buf[256];
+    size_t n = 0;
+    for (; s[n] && n + 1 < sizeof buf; n++)
+        buf[n] = (unsigned char)s[n] < 0x80 ? s[n] : '?';
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
 /* jansson refuses NaN and infinities; those become null. */
 static json_t *json_number(double v)
 {
@@ -308,10 +323,10 @@ static json_t *json_number(double v)
 static json_t *result_json(const sdlk_bench_result *r)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "group", json_string(r->group));
-    json_object_set_new(o, "name", json_string(r->name));
-    json_object_set_new(o, "baseline", json_string(r->baseline));
-    json_object_set_new(o, "unit", json_string(r->unit));
+    json_object_set_new(o, "group", json_text(r->group));
+    json_object_set_new(o, "name", json_text(r->name));
+    json_object_set_new(o, "baseline", json_text(r->baseline));
+    json_object_set_new(o, "unit", json_text(r->unit));
     json_object_set_new(o, "work", json_number(r->work));
     json_object_set_new(o, "reps", json_integer(r->reps));
     json_object_set_new(o, "subject_median_s", json_number(r->subject_median_s));
@@ -321,7 +336,7 @@ static json_t *result_json(const sdlk_bench_result *r)
     json_object_set_new(o, "subject_rate", json_number(r->subject_rate));
     json_object_set_new(o, "baseline_rate", json_number(r->baseline_rate));
     json_object_set_new(o, "speedup", json_number(r->speedup));
-    json_object_set_new(o, "note", json_string(r->note));
+    json_object_set_new(o, "note", json_text(r->note));
     return o;
 }
 
@@ -329,10 +344,10 @@ void sdlk_bench_report_json(const sdlk_bench_report *report, FILE *out)
 {
     const sdlk_bench_host *h = &report->host;
     json_t *doc = json_object();
-    json_object_set_new(doc, "program", json_string(h->program));
-    json_object_set_new(doc, "date", json_string(h->date));
+    json_object_set_new(doc, "program", json_text(h->program));
+    json_object_set_new(doc, "date", json_text(h->date));
     json_t *host = json_object();
-    json_object_set_new(host, "cpu", json_string(h->cpu_model[0] ? h->cpu_model : "unknown"));
+    json_object_set_new(host, "cpu", json_text(h->cpu_model[0] ? h->cpu_model : "unknown"));
     json_object_set_new(host, "cores", json_integer(h->cores));
     json_object_set_new(doc, "host", host);
     json_object_set_new(doc, "threads", json_integer(h->threads));

@@ -6,18 +6,21 @@
  *   2 (gray + alpha), 3 (RGB) or 4 (RGBA). Reading keeps what the file holds: 16-bit
  *   PNGs stay u16, gray stays gray, alpha is kept; palettes are expanded (to RGB, or
  *   RGBA with tRNS); low bit depths (1/2/4) are scaled to 8 bits. JPEG reads as gray or
- *   RGB (CMYK is refused). Any other format FFmpeg can decode (BMP, TIFF, WebP, GIF's
- *   first frame...) is read through libavformat/libavcodec and converted with
- *   libswscale to RGB/RGBA/gray u8 or u16.
+ *   RGB (CMYK is refused; damaged entropy-coded data is an error, not gray filler).
+ *   Any other format FFmpeg can decode (BMP, TIFF, WebP, GIF's first frame...) is read
+ *   through libavformat/libavcodec and converted with libswscale to gray/GA/RGB/RGBA,
+ *   u16 when the file has more than 8 bits per sample; palette images are expanded by
+ *   lookup (gray when every entry is gray, alpha only when an entry is transparent).
  *   The format is detected from the first bytes, never from the extension, so stdin
  *   ("-") works. Bad data (truncated, zero width, absurd dimensions, corrupt
  *   compressed data) is an SDLK_ERR_FORMAT naming the file; libpng/libjpeg errors
  *   never abort or print (their error handlers are routed into sdlk_error).
  *   Writing picks the format from the extension (.png, .jpg/.jpeg, else what FFmpeg's
- *   image2 muxer knows, e.g. .bmp .tiff .webp), or from opts->format for "-". Outputs
- *   are atomic. JPEG quality and chroma subsampling (4:4:4, 4:2:2, 4:2:0) are options;
- *   a 16-bit image written as JPEG is reduced to 8 bits (rounded), alpha is dropped
- *   with a note in the returned info.
+ *   image2 muxer knows, e.g. .bmp .tiff .ppm .tga, and .webp through libwebp), or from
+ *   opts->format for "-". Outputs are atomic (temporary file + rename; nothing is left
+ *   on failure). JPEG quality and chroma subsampling (4:4:4, 4:2:2, 4:2:0) are options;
+ *   a 16-bit image written as JPEG is reduced to 8 bits (rounded), and alpha is
+ *   dropped, since JPEG has none (gray + alpha becomes gray, RGBA becomes RGB).
  *   Image dimensions are limited to SDLK_IMAGE_MAX_SIDE per side.
  */
 #ifndef SDLK_IMAGE_IMAGE_H
@@ -74,11 +77,13 @@ typedef enum sdlk_layout {
     SDLK_LAYOUT_CHW      /* [C, H, W] (what most models take) */
 } sdlk_layout;
 
-/* u8/u16 image -> f32 in [0, 1] (value / 255 or / 65535) in the given layout. */
+/* u8/u16 image -> f32 in [0, 1] (value / 255 or / 65535) in the given layout. u8 goes
+ * through sdlk_scale_u8_to_f32 with SDLK_DEVICE_AUTO (the GPU when one is present). */
 sdlk_status sdlk_image_to_float(const sdlk_tensor *img, sdlk_layout layout, sdlk_tensor *out,
                                 sdlk_error *err);
 /* f32/f64 tensor in [0, 1] (clamped; NaN -> 0) -> u8 or u16 image [H, W, C], rounded to
- * nearest. `layout` says how `f` is laid out; C must be 1..4. */
+ * nearest (halves up). `layout` says how `f` is laid out (any strides); C must be 1..4.
+ * to_float followed by from_float gives back every u8 and u16 value exactly. */
 sdlk_status sdlk_image_from_float(const sdlk_tensor *f, sdlk_layout layout, sdlk_dtype dtype,
                                   sdlk_tensor *out, sdlk_error *err);
 

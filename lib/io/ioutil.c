@@ -1,6 +1,7 @@
 #include "io/ioutil.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint16_t sdlk_io_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -88,4 +89,53 @@ sdlk_status sdlk_io_tensor_from_bytes(sdlk_storage *storage, size_t offset, sdlk
             sdlk_byteswap(out->data, numel, elem);
     }
     return SDLK_OK;
+}
+
+sdlk_status sdlk_io_set_append_unique(sdlk_tensor_set *set, const char *name, sdlk_tensor *t,
+                                      const char *file, sdlk_error *err)
+{
+    if (set->count == set->capacity) {
+        size_t cap = set->capacity ? set->capacity * 2 : 8;
+        sdlk_named_tensor *bigger = realloc(set->items, cap * sizeof *bigger);
+        if (!bigger)
+            return sdlk_error_set(err, SDLK_ERR_NOMEM, "%s: out of memory", file);
+        set->items = bigger;
+        set->capacity = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "%s: out of memory", file);
+    set->items[set->count].name = copy;
+    set->items[set->count].tensor = *t;
+    set->count++;
+    sdlk_tensor_init(t);
+    return SDLK_OK;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *sdlk_io_first_duplicate(const sdlk_tensor_set *set)
+{
+    if (set->count < 2)
+        return NULL;
+    const char **names = malloc(set->count * sizeof *names);
+    if (!names) { /* fall back to the quadratic scan rather than fail */
+        for (size_t i = 0; i < set->count; i++)
+            for (size_t j = i + 1; j < set->count; j++)
+                if (strcmp(set->items[i].name, set->items[j].name) == 0)
+                    return set->items[i].name;
+        return NULL;
+    }
+    for (size_t i = 0; i < set->count; i++)
+        names[i] = set->items[i].name;
+    qsort(names, set->count, sizeof *names, compare_names);
+    const char *dup = NULL;
+    for (size_t i = 1; i < set->count && !dup; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            dup = names[i];
+    free(names);
+    return dup;
 }

@@ -1,0 +1,79 @@
+#!/bin/sh
+# sdl-bench: --quick io runs and prints every figure with a named baseline and a ratio,
+# as a table and as JSON; --list names the families; usage errors exit 2. No timing is
+# asserted: only that the numbers exist and are positive.
+set -u
+bench="$SDL_BUILD_DIR/tools/sdl-bench"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+"$bench" --list >"$tmp/list" || bad "--list failed"
+grep -q "^io " "$tmp/list" || bad "--list does not name io: $(cat "$tmp/list")"
+
+"$bench" --quick --tmpdir "$tmp" --data "$SDL_TESTDATA" io >"$tmp/table" 2>"$tmp/log"; rc=$?
+[ $rc -eq 0 ] || bad "--quick io exits $rc: $(cat "$tmp/log")"
+cat "$tmp/table"
+grep -q "^# cpu: .*cores; threads: [0-9]" "$tmp/table" || bad "no machine line in the header"
+grep -q "^# sdl-bench .*[0-9]T[0-9]" "$tmp/table" || bad "no program/date line in the header"
+grep -q "^group  *name  *rate  *baseline  *baseline rate  *speedup  *reps" "$tmp/table" ||
+    bad "no column header"
+rows=$(grep -c "^io " "$tmp/table")
+[ "$rows" -ge 5 ] || bad "want at least 5 io figures (npy read/write, safetensors, stream, PNG), got $rows"
+for what in "npy read" "npy write" "safetensors load" "tensor stream read" "PNG decode"; do
+    grep -q "^io  *$what" "$tmp/table" || bad "no '$what' figure"
+done
+# every figure: a rate, a baseline name, its rate, a positive ratio "N.NNx" and the reps
+grep "^io " "$tmp/table" | while IFS= read -r row; do
+    echo "$row" | grep -Eq "[0-9.]+ (MB|Mpx)/s  +[A-Za-z].*[0-9.]+ (MB|Mpx)/s +[0-9]+\.[0-9][0-9]x +3$" ||
+        { echo "FAIL: malformed row: $row"; exit 1; }
+done || fail=1
+grep -q "^\[1\] " "$tmp/table" || bad "no footnotes saying how figures were measured"
+[ -z "$(ls "$tmp" | grep sdl-bench)" ] || bad "scratch directory left behind"
+
+"$bench" --quick --json -q --reps 2 --tmpdir "$tmp" --data "$SDL_TESTDATA" -o "$tmp/report.json" io \
+    2>"$tmp/log"; rc=$?
+[ $rc -eq 0 ] || bad "--json exits $rc: $(cat "$tmp/log")"
+[ ! -s "$tmp/log" ] || bad "-q still printed: $(cat "$tmp/log")"
+if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 - "$tmp/report.json" <<'PY' || fail=1
+import json, sys
+doc = json.load(open(sys.argv[1]))
+problems = []
+for key in ("program", "date", "host", "threads", "results"):
+    if key not in doc:
+        problems.append("missing key " + key)
+if not doc["host"].get("cpu") or doc["host"].get("cores", 0) < 1:
+    problems.append("host without cpu/cores")
+if len(doc["results"]) < 5:
+    problems.append("only %d results" % len(doc["results"]))
+for r in doc["results"]:
+    if r["group"] != "io" or not r["baseline"] or r["reps"] != 2:
+        problems.append("bad result %r" % r)
+    for key in ("speedup", "subject_rate", "baseline_rate", "subject_median_s", "baseline_median_s"):
+        if not isinstance(r[key], (int, float)) or r[key] <= 0:
+            problems.append("%s: %s = %r" % (r["name"], key, r[key]))
+    if abs(r["speedup"] - r["baseline_median_s"] / r["subject_median_s"]) > 1e-3 * r["speedup"]:
+        problems.append("%s: speedup is not the ratio of medians" % r["name"])
+for p in problems:
+    print("FAIL:", p)
+sys.exit(1 if problems else 0)
+PY
+elif command -v jq >/dev/null 2>&1; then
+    jq -e '.results | length >= 5 and all(.[]; .baseline != "" and .speedup > 0)' \
+        "$tmp/report.json" >/dev/null || bad "JSON report incomplete"
+else
+    grep -q '"speedup"' "$tmp/report.json" || bad "JSON report without speedup"
+fi
+
+"$bench" --quick no-such-family >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] || bad "unknown family exits $rc (want 2)"
+grep -q "no-such-family" "$tmp/err" || bad "unknown family not named: $(cat "$tmp/err")"
+"$bench" --reps 0 io >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || bad "--reps 0 exits $rc (want 2)"
+"$bench" --quick --tmpdir "$tmp/missing-dir" io >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || bad "--tmpdir of a missing directory exits $rc (want 2)"
+
+[ $fail -eq 0 ] && echo "sdl-bench: all checks passed"
+exit $fail

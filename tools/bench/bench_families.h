@@ -1,0 +1,74 @@
+/* bench_families.h -- the benchmark families sdl-bench runs, and what they share.
+ *
+ * Contract
+ *   A family is one function that measures a set of subjects against their baselines
+ *   (sdlk_bench_compare) and appends the results to the report. Families are listed in
+ *   one table, bench_families[] in tools/bench/families.c: adding a family is adding its
+ *   file under tools/bench/, one line to that table and the file to the 'sdl-bench'
+ *   entry of tools/meson.build; sdl-bench.c does not change.
+ *   A family gets its inputs from the options (sizes scaled down by `quick`, real files
+ *   from `data_dir`), writes scratch files only inside a directory it creates under
+ *   `tmp_dir` and removes, and prints nothing except progress lines to `log`.
+ */
+#ifndef SDL_TOOLS_BENCH_FAMILIES_H
+#define SDL_TOOLS_BENCH_FAMILIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bench/bench.h"
+#include "core/error.h"
+
+typedef struct bench_options {
+    int reps;             /* timed reps per comparison (>= 1) */
+    int quick;            /* small inputs so that a test finishes in seconds */
+    int threads;          /* threads the subjects may use */
+    const char *data_dir; /* real inputs (photos...); may lack what a family wants */
+    const char *tmp_dir;  /* where scratch directories go */
+    FILE *log;            /* progress and notes ("skipped: ..."), or NULL for none */
+} bench_options;
+
+typedef sdlk_status (*bench_family_fn)(const bench_options *opt, sdlk_bench_report *report,
+                                       sdlk_error *err);
+
+typedef struct bench_family {
+    const char *name;        /* what the user types: "io" */
+    const char *description; /* one line for --list */
+    bench_family_fn run;
+} bench_family;
+
+/* The registry, terminated by an entry whose name is NULL. */
+extern const bench_family bench_families[];
+
+/* The family called `name`, or NULL. */
+const bench_family *bench_family_find(const char *name);
+
+/* ---- helpers shared by families (tools/bench/util.c) ---------------------------- */
+
+/* Print a progress line "family: text" to opt->log (if any). */
+void bench_log(const bench_options *opt, const char *family, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Create a fresh private directory "<tmp_dir>/sdl-bench.XXXXXX"; *out is malloc'd. */
+sdlk_status bench_scratch_create(const char *tmp_dir, char **out, sdlk_error *err);
+/* Remove the scratch directory and the regular files in it; frees the path. */
+void bench_scratch_remove(char *dir);
+
+/* Sum of the little-endian 64-bit words of `size` bytes (size a multiple of 8 for
+ * sums that add up across pieces): reads every byte, cheap enough to be memory-bound.
+ * Both sides of an I/O comparison use it, so both really touch the data. */
+uint64_t bench_checksum(const void *data, size_t size);
+
+/* Fill `size` bytes with a deterministic pseudo-random pattern (xorshift). */
+void bench_fill_random(void *data, size_t size, uint64_t seed);
+
+/* "64 MiB", "1.5 MiB", "300 KiB". */
+void bench_format_size(char *buf, size_t cap, uint64_t bytes);
+
+/* ---- the families ------------------------------------------------------------- */
+
+/* Tensor file and image I/O against plain stdio/libpng (tools/bench/io.c). */
+sdlk_status bench_io(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
+
+#endif

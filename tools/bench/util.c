@@ -1,0 +1,104 @@
+/* util.c -- helpers every benchmark family may use (see bench_families.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_families.h"
+
+void bench_log(const bench_options *opt, const char *family, const char *fmt, ...)
+{
+    if (!opt->log)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(opt->log, "sdl-bench: %s: ", family);
+    vfprintf(opt->log, fmt, ap);
+    fputc('\n', opt->log);
+    fflush(opt->log);
+    va_end(ap);
+}
+
+sdlk_status bench_scratch_create(const char *tmp_dir, char **out, sdlk_error *err)
+{
+    const char *base = tmp_dir && *tmp_dir ? tmp_dir : "/tmp";
+    size_t len = strlen(base) + sizeof "/sdl-bench.XXXXXX";
+    char *path = malloc(len);
+    if (!path)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+    snprintf(path, len, "%s/sdl-bench.XXXXXX", base);
+    if (!mkdtemp(path)) {
+        sdlk_status st = sdlk_error_errno(err, errno, "%s: cannot create a scratch directory",
+                                          base);
+        free(path);
+        return st;
+    }
+    *out = path;
+    return SDLK_OK;
+}
+
+void bench_scratch_remove(char *dir)
+{
+    if (!dir)
+        return;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+uint64_t bench_checksum(const void *data, size_t size)
+{
+    const uint8_t *p = data;
+    uint64_t sum = 0;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w;
+        memcpy(&w, p + 8 * i, 8);
+        sum += w;
+    }
+    for (size_t i = words * 8; i < size; i++)
+        sum += (uint64_t)p[i] << (8 * (i % 8));
+    return sum;
+}
+
+void bench_fill_random(void *data, size_t size, uint64_t seed)
+{
+    uint8_t *p = data;
+    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ull;
+    size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(p + i, &x, 8);
+    }
+    for (; i < size; i++)
+        p[i] = (uint8_t)(x >> (8 * (i % 8)));
+}
+
+void bench_format_size(char *buf, size_t cap, uint64_t bytes)
+{
+    const double kib = 1024.0, mib = kib * 1024.0, gib = mib * 1024.0;
+    double b = (double)bytes;
+    if (b >= gib)
+        snprintf(buf, cap, "%.3g GiB", b / gib);
+    else if (b >= mib)
+        snprintf(buf, cap, "%.3g MiB", b / mib);
+    else if (b >= kib)
+        snprintf(buf, cap, "%.3g KiB", b / kib);
+    else
+        snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
+}
