@@ -138,35 +138,30 @@ sdlk_status sdlk_shape_numel(int ndim, const int64_t *shape, sdlk_dtype dtype, u
                               SDLK_MAX_DIMS);
     if ((unsigned)dtype >= SDLK_DTYPE_COUNT)
         return sdlk_error_set(err, SDLK_ERR_ARG, "unknown dtype code %d", (int)dtype);
+    /* The product of the non-zero dimensions must fit even when another dimension is 0:
+     * strides are computed from them (NumPy refuses such shapes as too big as well). */
     uint64_t n = 1;
     int zero = 0;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return sdlk_error_set(err, SDLK_ERR_ARG, "negative dimension %lld",
                                   (long long)shape[i]);
-        if (shape[i] == 0)
-            zero = 1;
-    }
-    /* With a zero dimension the product is 0 whatever the other dims say; still refuse
-     * absurd dims so that later arithmetic on them cannot overflow. */
-    for (int i = 0; i < ndim; i++) {
         uint64_t d = (uint64_t)shape[i];
-        if (d > SDLK_MAX_TENSOR_BYTES)
-            return sdlk_error_set(err, SDLK_ERR_OVERFLOW, "dimension %llu is too large",
-                                  (unsigned long long)d);
-        if (!zero) {
-            if (d != 0 && n > SDLK_MAX_TENSOR_BYTES / d)
-                return sdlk_error_set(err, SDLK_ERR_OVERFLOW,
-                                      "shape's element count overflows (dimension %d = %llu)", i,
-                                      (unsigned long long)d);
-            n *= d;
+        if (d == 0) {
+            zero = 1;
+            continue;
         }
+        if (n > SDLK_MAX_TENSOR_BYTES / d)
+            return sdlk_error_set(err, SDLK_ERR_OVERFLOW,
+                                  "shape's element count overflows (dimension %d = %llu)", i,
+                                  (unsigned long long)d);
+        n *= d;
     }
-    if (zero)
-        n = 0;
     if (n > SDLK_MAX_TENSOR_BYTES / sdlk_dtype_size(dtype))
         return sdlk_error_set(err, SDLK_ERR_OVERFLOW, "tensor of %llu %s elements is too large",
                               (unsigned long long)n, sdlk_dtype_name(dtype));
+    if (zero)
+        n = 0;
     *numel = n;
     return SDLK_OK;
 }

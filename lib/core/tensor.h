@@ -87,8 +87,9 @@ typedef struct sdlk_tensor {
 void sdlk_tensor_init(sdlk_tensor *t);
 
 /* Product of dims into *numel, failing with SDLK_ERR_OVERFLOW when it or the byte
- * size exceeds SDLK_MAX_TENSOR_BYTES, and SDLK_ERR_ARG for negative dims or
- * ndim outside 0..SDLK_MAX_DIMS. */
+ * size exceeds SDLK_MAX_TENSOR_BYTES -- also when a 0-sized dimension makes the count 0
+ * but the other dimensions' product is that large, because strides are computed from
+ * them -- and SDLK_ERR_ARG for negative dims or ndim outside 0..SDLK_MAX_DIMS. */
 sdlk_status sdlk_shape_numel(int ndim, const int64_t *shape, sdlk_dtype dtype, uint64_t *numel,
                              sdlk_error *err);
 

@@ -5,7 +5,8 @@
  *   tensors in insertion order, each with a unique name, plus key/value string metadata
  *   (safetensors' "__metadata__"; tile geometry in tile records). The set owns its
  *   names, metadata strings and one reference per tensor; sdlk_tensor_set_free()
- *   releases everything.
+ *   releases everything. Names are indexed by a hash table, so adding and finding are
+ *   O(1) expected: an archive of 65,536 members loads in linear time.
  */
 #ifndef SDLK_CORE_TENSORSET_H
 #define SDLK_CORE_TENSORSET_H
@@ -28,6 +29,8 @@ typedef struct sdlk_meta_entry {
 typedef struct sdlk_tensor_set {
     sdlk_named_tensor *items;
     size_t count, capacity;
+    size_t *slots;     /* open-addressing index: item position + 1, 0 = empty */
+    size_t slot_count; /* a power of two, > 2 * count; 0 before the first add */
     sdlk_meta_entry *meta;
     size_t meta_count, meta_capacity;
 } sdlk_tensor_set;

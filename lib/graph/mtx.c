@@ -1,6 +1,7 @@
 /* mtx.c -- streaming Matrix Market reader and the shared line reader. */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

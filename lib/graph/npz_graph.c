@@ -74,8 +74,10 @@ sdlk_status sdlk_npz_graph_read(const char *path, sdlk_graph *out, sdlk_error *e
     }
     if (shape->ndim != 1 || shape->shape[0] != 2 || !is_index_dtype(shape->dtype) ||
         indptr->ndim != 1 || !is_index_dtype(indptr->dtype) || indices->ndim != 1 ||
-        !is_index_dtype(indices->dtype) || data->ndim != 1 || !sdlk_dtype_is_float(data->dtype) &&
-        !is_index_dtype(data->dtype) && data->dtype != SDLK_BOOL) {
+        !is_index_dtype(indices->dtype) || data->ndim != 1 ||
+        (!sdlk_dtype_is_float(data->dtype) && !is_index_dtype(data->dtype) &&
+         data->dtype != SDLK_BOOL && data->dtype != SDLK_I8 && data->dtype != SDLK_U8 &&
+         data->dtype != SDLK_I16 && data->dtype != SDLK_U16)) {
         st = sdlk_error_set(err, SDLK_ERR_FORMAT,
                             "%s: expected 1-d integer indptr/indices/shape(2) and 1-d data", path);
         goto done;

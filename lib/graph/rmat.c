@@ -32,21 +32,22 @@ typedef struct rmat_job {
     int levels;
     int64_t nodes;
     uint64_t seed;
-    uint32_t below_a, below_ab, below_abc; /* quadrant thresholds on a 32-bit uniform */
+    uint32_t below_a, below_ab, below_abc; /* quadrant thresholds on a 16-bit uniform */
     const int64_t *relabel;                /* NULL or [nodes] */
     int32_t *row, *col;
 } rmat_job;
 
-/* Descend `levels` quadrant choices; two choices per 64-bit draw. */
+/* Descend `levels` quadrant choices; four choices per 64-bit draw (16-bit uniforms:
+ * probabilities are quantised to 1/65536, far below R-MAT's own noise). */
 static void draw_edge(const rmat_job *job, uint64_t *state, int64_t *row, int64_t *col)
 {
     for (;;) {
         int64_t r = 0, c = 0;
         uint64_t bits = 0;
         for (int level = 0; level < job->levels; level++) {
-            if ((level & 1) == 0)
+            if ((level & 3) == 0)
                 bits = splitmix64(state);
-            uint32_t u = (uint32_t)(bits >> ((level & 1) * 32));
+            uint32_t u = (uint32_t)(bits >> ((level & 3) * 16)) & 0xFFFF;
             int row_bit = u >= job->below_ab;
             int col_bit = (u >= job->below_a && u < job->below_ab) || u >= job->below_abc;
             r = (r << 1) | row_bit;
@@ -99,10 +100,10 @@ sdlk_status sdlk_rmat_generate(const sdlk_rmat_params *params, sdlk_pool *pool, 
         job.levels++;
     job.nodes = params->nodes;
     job.seed = params->seed;
-    double scale = 4294967296.0;
-    job.below_a = (uint32_t)fmin(params->a * scale, 4294967295.0);
-    job.below_ab = (uint32_t)fmin((params->a + params->b) * scale, 4294967295.0);
-    job.below_abc = (uint32_t)fmin((params->a + params->b + params->c) * scale, 4294967295.0);
+    double scale = 65536.0;
+    job.below_a = (uint32_t)lround(fmin(params->a * scale, scale));
+    job.below_ab = (uint32_t)lround(fmin((params->a + params->b) * scale, scale));
+    job.below_abc = (uint32_t)lround(fmin((params->a + params->b + params->c) * scale, scale));
     job.row = out->row;
     job.col = out->col;
     int64_t *relabel = NULL;

@@ -40,16 +40,6 @@ sdlk_status sdlk_io_tensor_from_bytes(sdlk_storage *storage, size_t offset, sdlk
                                       int ndim, const int64_t *shape, int swap, sdlk_tensor *out,
                                       sdlk_error *err);
 
-/* Append `t` (taking the caller's reference, as sdlk_tensor_set_add does) without the
- * duplicate-name scan of sdlk_tensor_set_add, which is linear per call and so quadratic
- * for an archive of many members. The caller guarantees unique names (JSON with
- * duplicate keys rejected; zip member names checked by sdlk_io_first_duplicate). */
-sdlk_status sdlk_io_set_append_unique(sdlk_tensor_set *set, const char *name, sdlk_tensor *t,
-                                      const char *file, sdlk_error *err);
-
-/* The first name that occurs twice among the set's tensors (O(n log n)), or NULL. */
-const char *sdlk_io_first_duplicate(const sdlk_tensor_set *set);
-
 /* The npy header (magic, version, length, dict, padding, '\n') for a C-order
  * little-endian array of t's dtype and shape, written into buf (cap >= 512 is always
  * enough: 8 dims of at most 20 digits). Fails for dtypes .npy cannot hold (bf16). */

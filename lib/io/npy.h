@@ -9,7 +9,9 @@
  *   structured dtypes, complex) is SDLK_ERR_UNSUPPORTED with the descr named.
  *   A little-endian array whose data is suitably aligned is returned as a view into the
  *   caller's storage (no copy; Fortran order becomes Fortran strides); big-endian data
- *   is copied and byte-swapped.
+ *   is copied and byte-swapped. The data must be exactly as long as the header says
+ *   (trailing bytes are an error too). bf16 tensors cannot be written (NumPy has no
+ *   such dtype): SDLK_ERR_UNSUPPORTED.
  *   Write: version 1.0 (2.0 when the header needs more than 65535 bytes, as NumPy does),
  *   little-endian, C order, header padded so data starts on a 64-byte boundary. A
  *   non-contiguous tensor is written in C order.

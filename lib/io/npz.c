@@ -334,7 +334,11 @@ static sdlk_status load_member(const zip_reader *z, sdlk_storage *archive, const
         return st;
     char *tensor_name = m->name;
     tensor_name[name_len - 4] = '\0'; /* "x.npy" -> "x" */
-    st = sdlk_io_set_append_unique(set, tensor_name, &t, z->name, z->err);
+    if (sdlk_tensor_set_find(set, tensor_name))
+        st = sdlk_error_set(z->err, SDLK_ERR_FORMAT, "%s: two members are named '%s.npy'",
+                            z->name, tensor_name);
+    else
+        st = sdlk_tensor_set_add(set, tensor_name, &t, z->err);
     sdlk_tensor_free(&t);
     return st;
 }
@@ -360,10 +364,6 @@ sdlk_status sdlk_npz_parse(sdlk_storage *storage, const char *name, sdlk_tensor_
             st = load_member(&z, storage, &m, &set);
         free(m.name);
     }
-    const char *dup = st ? NULL : sdlk_io_first_duplicate(&set);
-    if (dup)
-        st = sdlk_error_set(err, SDLK_ERR_FORMAT, "%s: two members are named '%s.npy'", name,
-                            dup);
     if (st) {
         sdlk_tensor_set_free(&set);
         return st;

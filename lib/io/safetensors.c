@@ -244,7 +244,7 @@ static sdlk_status build_set(const st_header *h, sdlk_storage *storage, size_t d
         st = sdlk_io_tensor_from_bytes(storage, data_offset + (size_t)e->begin, e->dtype, e->ndim,
                                        e->shape, !sdlk_host_is_little_endian(), &t, err);
         /* JSON_REJECT_DUPLICATES made the names unique */
-        if (!st && (st = sdlk_io_set_append_unique(set, e->name, &t, name, err)))
+        if (!st && (st = sdlk_tensor_set_add(set, e->name, &t, err)))
             sdlk_tensor_free(&t);
         if (st) {
             sdlk_error_prefix(err, "%s", name);

@@ -10,10 +10,16 @@
  *   F16 BF16 F32 F64; others such as F8_E4M3 are SDLK_ERR_UNSUPPORTED by name); the
  *   byte size implied by dtype and shape equals end - begin; the tensors' byte ranges,
  *   sorted, tile the data buffer exactly from 0 with no gap or overlap; the buffer is
- *   the rest of the input. Tensors are views into the caller's storage (no copy).
+ *   the rest of the input. Shapes whose strides would overflow (a 0-sized dimension
+ *   next to huge ones) are SDLK_ERR_OVERFLOW. Tensors come back in the order of their
+ *   data offsets (file order; ties keep header order) and are views into the caller's
+ *   storage when their bytes are aligned for their dtype; the others (possible, since
+ *   the format packs tensors without padding) are aligned copies, so consumers may
+ *   always cast `data` to the element type. *out is initialised by the parser.
  *   sdlk_safetensors_parse_prefix() accepts trailing bytes after the data buffer and
  *   reports how many bytes the file used: that is how a tensor stream is read.
- *   Write: tensors in the set's order, C-contiguous little-endian, header padded with
+ *   Write: tensors in the set's order (packed, no padding between them), C-contiguous
+ *   little-endian, JSON with "__metadata__" first, header padded with
  *   spaces to a multiple of 8 bytes (so that data is 8-byte aligned), metadata as
  *   "__metadata__".
  */

@@ -30,11 +30,16 @@ typedef struct sdlk_tstream_reader {
 } sdlk_tstream_reader;
 
 void sdlk_tstream_reader_init(sdlk_tstream_reader *r, FILE *fp, const char *name);
-/* Read the next record into *out (which must be empty/initialised; it owns its own
- * storage afterwards). SDLK_ERR_EOF (with no message needed) at a clean end. */
+/* Read the next record into *out (initialised here; it owns its own storage
+ * afterwards). At a clean end returns SDLK_ERR_EOF and leaves `err` untouched, so a
+ * loop can end on EOF and still hand `err` on. Errors name the stream, the record
+ * number and its byte offset. Each record's data buffer grows as bytes arrive, so a
+ * header that claims more than the stream holds costs no more memory than was read. */
 sdlk_status sdlk_tstream_next(sdlk_tstream_reader *r, sdlk_tensor_set *out, sdlk_error *err);
 
-/* Append one record. */
+/* Append one record (sdlk_safetensors_write) and flush it, so a consumer downstream
+ * sees each record as soon as it is complete. A reader that went away is SDLK_ERR_IO
+ * ("Broken pipe") when SIGPIPE is ignored. */
 sdlk_status sdlk_tstream_write(FILE *fp, const sdlk_tensor_set *record, const char *name,
                                sdlk_error *err);
 

@@ -46,9 +46,13 @@ START_TEST(shape_overflow_is_refused)
     int64_t neg[1] = {-1};
     ck_assert_int_eq(sdlk_shape_numel(1, neg, SDLK_U8, &n, &err), SDLK_ERR_ARG);
     sdlk_error_clear(&err);
-    int64_t zero[3] = {0, 1 << 30, 1 << 30};
+    int64_t zero[3] = {0, 1 << 20, 1 << 10};
     ck_assert_int_eq(sdlk_shape_numel(3, zero, SDLK_F64, &n, &err), SDLK_OK);
     ck_assert_uint_eq(n, 0);
+    /* a zero dimension does not excuse the others: strides are computed from them */
+    int64_t zero_huge[3] = {0, 1 << 30, 1 << 30};
+    ck_assert_int_eq(sdlk_shape_numel(3, zero_huge, SDLK_F64, &n, &err), SDLK_ERR_OVERFLOW);
+    sdlk_error_clear(&err);
     ck_assert_int_eq(sdlk_shape_numel(0, NULL, SDLK_F64, &n, &err), SDLK_OK);
     ck_assert_uint_eq(n, 1); /* a scalar */
     ck_assert_int_eq(sdlk_shape_numel(9, huge, SDLK_F64, &n, &err), SDLK_ERR_ARG);
@@ -202,6 +206,23 @@ START_TEST(tensor_set_names_and_meta)
     ck_assert_int_eq(sdlk_tensor_set_meta_set(&set, "k", "2", &err), SDLK_OK);
     ck_assert_str_eq(sdlk_tensor_set_meta_get(&set, "k"), "2");
     ck_assert_uint_eq(set.meta_count, 1);
+    /* many names: the index keeps finding each one (and refusing duplicates) as it grows */
+    for (int i = 0; i < 5000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%d", i);
+        ck_assert_int_eq(sdlk_tensor_alloc(&t, SDLK_U8, 0, NULL, &err), SDLK_OK);
+        ck_assert_int_eq(sdlk_tensor_set_add(&set, name, &t, &err), SDLK_OK);
+    }
+    for (int i = 0; i < 5000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%d", i);
+        const sdlk_tensor *found = sdlk_tensor_set_find(&set, name);
+        ck_assert_ptr_eq(found, &set.items[i + 1].tensor);
+    }
+    ck_assert_ptr_null(sdlk_tensor_set_find(&set, "t5000"));
+    ck_assert_int_eq(sdlk_tensor_alloc(&t, SDLK_U8, 0, NULL, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_tensor_set_add(&set, "t4999", &t, &err), SDLK_ERR_ARG);
+    sdlk_tensor_free(&t);
     sdlk_tensor_set_free(&set);
 }
 END_TEST

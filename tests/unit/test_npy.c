@@ -273,6 +273,8 @@ START_TEST(bad_headers)
     expect_bad(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }\n", 0, O);
     expect_bad(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", 0, O);
     expect_bad(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }\n", 0, F);
+    /* 0 elements, but strides that would not fit in 64 bits (found by fuzzing) */
+    expect_bad(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2506847232, 4294967296), }\n", 0, O);
     expect_bad(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n", 4, U);
     /* dict syntax and keys */
     expect_bad(1, "{'descr': '<f4', 'shape': (1,), }\n", 4, F);

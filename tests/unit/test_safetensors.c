@@ -189,6 +189,7 @@ START_TEST(every_rule_is_checked)
     expect_bad("{\"a\":" T("F32", "[1]", 0, 4) "}", 5, F, "file has 5");
     expect_bad("{\"a\":" T("F32", "[1]", 0, 4) "}", 3, F, "truncated");
     expect_bad("{\"a\":" T("F32", "[4294967296,4294967296,4294967296]", 0, 4) "}", 4, O, "'a'");
+    expect_bad("{\"a\":" T("F32", "[0,4294967296,4294967296]", 0, 0) "}", 0, O, "overflows");
     expect_bad("{\"a\":" T("F32", "[-1]", 0, 4) "}", 4, F, "non-negative");
     expect_bad("{\"a\":" T("F32", "[1.0]", 0, 4) "}", 4, F, "non-negative");
     expect_bad("{\"a\":" T("U8", "[1,1,1,1,1,1,1,1,1]", 0, 1) "}", 1, U, "dimensions");

@@ -330,6 +330,8 @@ START_TEST(split_merge_is_identity_on_random_data)
             for (int rank = 3; rank <= 4; rank++) {
                 if (rank == 3 && shapes[s][0] != 1)
                     continue;
+                if (s == 2 && dtypes[d] != SDLK_U8 && dtypes[d] != SDLK_F32)
+                    continue; /* the photo-sized canvas (pool path) for two dtypes is enough */
                 sdlk_tensor canvas;
                 random_tensor(&canvas, dtypes[d], rank, rank == 3 ? shapes[s] + 1 : shapes[s],
                               &state);

@@ -1,0 +1,76 @@
+/* spmm.h -- GNN aggregation on the CPU: SpMM Y = A X and SDDMM edge scores.
+ *
+ * Contract
+ *   X is a dense row-major f32 matrix [N, dim] (row stride = dim), Y likewise; dim is any
+ *   value >= 1 (no multiple-of-16 rule, no cap) and N any node count. Y is overwritten
+ *   entirely (rows without neighbours become 0). X and Y must not overlap.
+ *
+ *   Two SpMM kernels compute the same product:
+ *     sdlk_spmm_csr        row by row over the CSR arrays, accumulating in registers;
+ *     sdlk_spmm_condensed  window by window over SGT's condensed columns: each distinct
+ *                          neighbour row of a window is gathered once into a packed
+ *                          per-thread buffer (the CPU analogue of TC-GNN's shared-memory
+ *                          tile) and every row of the window that uses it reads it from
+ *                          there, addressed by its condensed column (edge_condensed_col),
+ *                          accumulating in registers. Windows with more than 4096
+ *                          distinct columns (hubs) are computed as in the CSR kernel.
+ *   Edge values are always given in CSR order (NULL = the graph's values, or 1), for both
+ *   kernels, so the scores of an SDDMM (CSR order, whichever kernel made them) can be
+ *   normalised per row and fed straight back as values.
+ *   Both are parallel on the pool (rows / windows), and each output row is computed by one
+ *   thread in CSR order, so each kernel's result is bit-identical for any thread count,
+ *   and the two AVX2 kernels agree bit for bit with each other.
+ *
+ *   Instruction set: SDLK_ISA_AUTO uses the AVX2+FMA kernels when the CPU has them
+ *   (checked at run time) and the portable C kernels otherwise; tests force either.
+ *   Accuracy: f32 accumulation; agreement with an f64 reference to ~1e-5 relative is
+ *   what the tests check (for sums whose terms do not cancel).
+ *
+ *   Cost: SpMM 2 * nnz * dim flops, O(nnz * dim) time; SDDMM the same.
+ */
+#ifndef SDLK_GRAPH_SPMM_H
+#define SDLK_GRAPH_SPMM_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/pool.h"
+#include "graph/graph.h"
+#include "graph/sgt.h"
+
+typedef enum sdlk_isa {
+    SDLK_ISA_AUTO = 0, /* best available */
+    SDLK_ISA_PORTABLE, /* plain C */
+    SDLK_ISA_AVX2      /* AVX2 + FMA; SDLK_ERR_UNSUPPORTED when the CPU lacks them */
+} sdlk_isa;
+
+/* 1 when the AVX2+FMA kernels can run on this CPU. */
+int sdlk_spmm_have_avx2(void);
+
+/* Y = A X over the CSR graph. `values` [edges] overrides the edge values (NULL: the
+ * graph's values, or 1 for a pattern graph). */
+sdlk_status sdlk_spmm_csr(const sdlk_graph *g, const float *values, const float *x,
+                          int64_t dim, float *y, sdlk_isa isa, sdlk_pool *pool,
+                          sdlk_error *err);
+
+/* Y = A X over the condensed windows of `sgt`, which must have been built from `g`
+ * (sizes are checked, SDLK_ERR_ARG). `values` [edges] in CSR order overrides the edge
+ * values (NULL: g's values, or 1) -- e.g. attention weights from an SDDMM. Scratch:
+ * min(widest window, 4096) * 64 floats per thread. */
+sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const float *values,
+                                const float *x, int64_t dim, float *y, sdlk_isa isa,
+                                sdlk_pool *pool, sdlk_error *err);
+
+/* SDDMM on the CSR pattern: scores[k] = <x_i, x_j> for the k-th nonzero (i, j), CSR
+ * order. Parallel over rows. */
+sdlk_status sdlk_sddmm_csr(const sdlk_graph *g, const float *x, int64_t dim, float *scores,
+                           sdlk_isa isa, sdlk_pool *pool, sdlk_error *err);
+
+/* SDDMM on the condensed tiles: for every tile nonzero (i, j), scores[its CSR position]
+ * = <x_i, x_j>, walking each window column by column so each distinct neighbour row is
+ * loaded once per window while the window's own rows stay in L1. Output in CSR order,
+ * equal bit for bit to sdlk_sddmm_csr with the same ISA. Parallel over windows. */
+sdlk_status sdlk_sddmm_condensed(const sdlk_sgt *sgt, const float *x, int64_t dim,
+                                 float *scores, sdlk_isa isa, sdlk_pool *pool, sdlk_error *err);
+
+#endif

@@ -1,0 +1,484 @@
+/* bitgemm.c -- Y = A x B^T on bit-plane packed n-bit operands; see bitgemm.h.
+ *
+ * Layout of the work: the output is cut into tiles of whole A rows x whole B rows; a
+ * tile is one pool task. Bit-serial: a tile's plane rows (abits per A row, wbits per B
+ * row, consecutive in memory) form a small 1-bit GEMM whose popcounts go to a per-worker
+ * counts buffer, K block by K block (a K block of the A tile fits L1); the epilogue then
+ * combines each row pair's abits x wbits counts with their plane weights (shifts) and
+ * applies the offset identity. Int8 route: the same tiling over int16 rows.
+ *
+ * Route threshold (SDLK_QGEMM_BITSERIAL_MAX_PAIRS): one plane pair costs the AVX2
+ * AND-popcount kernel about 2 cycles per 256 bit-MACs; the int16 vpmaddwd kernel does
+ * about 32 MACs per cycle whatever the widths. Measured at 2048^3 on one Zen 3 core (see
+ * the module's notes): w1a2 (2 pairs) is clearly faster bit-serially, w2a2 (4 pairs)
+ * roughly ties or loses to int8, so bit-serial is chosen up to 3 pairs.
+ */
+#include "quant/bitgemm.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/bitgemm_kernels.h"
+
+/* ---- portable kernels (also the reference shape of the AVX2 ones) ----------------- */
+
+void sdlk_popc_tile_scalar(const uint64_t *a, int64_t a_stride, int64_t ma, const uint64_t *b,
+                           int64_t b_stride, int64_t nb, int64_t nwords, int32_t *counts,
+                           int64_t ldc)
+{
+    for (int64_t i = 0; i < ma; i++)
+        for (int64_t j = 0; j < nb; j++) {
+            const uint64_t *pa = a + i * a_stride, *pb = b + j * b_stride;
+            int64_t sum = 0;
+            for (int64_t w = 0; w < nwords; w++)
+                sum += __builtin_popcountll(pa[w] & pb[w]);
+            counts[i * ldc + j] += (int32_t)sum;
+        }
+}
+
+void sdlk_dot16_tile_scalar(const int16_t *a, int64_t a_stride, int64_t ma, const int16_t *b,
+                            int64_t b_stride, int64_t nb, int64_t kc, uint32_t *acc, int64_t ldc)
+{
+    for (int64_t i = 0; i < ma; i++)
+        for (int64_t j = 0; j < nb; j++) {
+            const int16_t *pa = a + i * a_stride, *pb = b + j * b_stride;
+            uint32_t sum = 0;
+            for (int64_t k = 0; k < kc; k++)
+                sum += (uint32_t)((int32_t)pa[k] * (int32_t)pb[k]);
+            acc[i * ldc + j] += sum;
+        }
+}
+
+/* ---- names and the route decision ---------------------------------------------------- */
+
+const char *sdlk_qgemm_route_name(sdlk_qgemm_route route)
+{
+    switch (route) {
+    case SDLK_QGEMM_ROUTE_AUTO: return "auto";
+    case SDLK_QGEMM_ROUTE_BITSERIAL: return "bitserial";
+    case SDLK_QGEMM_ROUTE_INT8: return "int8";
+    }
+    return "?";
+}
+
+const char *sdlk_qgemm_isa_name(sdlk_qgemm_isa isa)
+{
+    switch (isa) {
+    case SDLK_QGEMM_ISA_AUTO: return "auto";
+    case SDLK_QGEMM_ISA_SCALAR: return "scalar";
+    case SDLK_QGEMM_ISA_AVX2: return "avx2";
+    }
+    return "?";
+}
+
+sdlk_status sdlk_qgemm_route_parse(const char *name, sdlk_qgemm_route *out, sdlk_error *err)
+{
+    for (int r = SDLK_QGEMM_ROUTE_AUTO; r <= SDLK_QGEMM_ROUTE_INT8; r++)
+        if (strcmp(name, sdlk_qgemm_route_name((sdlk_qgemm_route)r)) == 0) {
+            *out = (sdlk_qgemm_route)r;
+            return SDLK_OK;
+        }
+    return sdlk_error_set(err, SDLK_ERR_ARG, "unknown GEMM route '%s' (auto, bitserial, int8)",
+                          name);
+}
+
+static int cpu_has_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#else
+    return 0;
+#endif
+}
+
+sdlk_status sdlk_qgemm_choose(int abits, int wbits, int64_t m, int64_t n, int64_t k,
+                              sdlk_qgemm_route route, sdlk_qgemm_isa isa,
+                              sdlk_qgemm_choice *out, sdlk_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (abits < 1 || abits > 8 || wbits < 1 || wbits > 8)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "bits must be 1..8, got a%d w%d", abits, wbits);
+    int avx2 = cpu_has_avx2();
+    if (isa == SDLK_QGEMM_ISA_AVX2 && !avx2)
+        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
+                              "the AVX2 kernels were requested but this CPU has no AVX2");
+    out->isa = isa == SDLK_QGEMM_ISA_AUTO ? (avx2 ? SDLK_QGEMM_ISA_AVX2 : SDLK_QGEMM_ISA_SCALAR)
+                                          : isa;
+    int pairs = abits * wbits;
+    if (route != SDLK_QGEMM_ROUTE_AUTO) {
+        out->route = route;
+        snprintf(out->reason, sizeof out->reason, "%s route requested (w%da%d, %d plane pairs)",
+                 sdlk_qgemm_route_name(route), wbits, abits, pairs);
+    } else if (out->isa != SDLK_QGEMM_ISA_AVX2) {
+        out->route = SDLK_QGEMM_ROUTE_BITSERIAL;
+        snprintf(out->reason, sizeof out->reason,
+                 "bit-serial: without AVX2 the portable popcount path is the only fast one");
+    } else if (pairs <= SDLK_QGEMM_BITSERIAL_MAX_PAIRS) {
+        out->route = SDLK_QGEMM_ROUTE_BITSERIAL;
+        snprintf(out->reason, sizeof out->reason,
+                 "bit-serial: w%da%d needs %d plane pair%s (<= %d), cheaper than int8 "
+                 "multiplies",
+                 wbits, abits, pairs, pairs == 1 ? "" : "s", SDLK_QGEMM_BITSERIAL_MAX_PAIRS);
+    } else {
+        out->route = SDLK_QGEMM_ROUTE_INT8;
+        snprintf(out->reason, sizeof out->reason,
+                 "int8: w%da%d would need %d plane pairs (> %d); one vpmaddwd pass is cheaper",
+                 wbits, abits, pairs, SDLK_QGEMM_BITSERIAL_MAX_PAIRS);
+    }
+    (void)m;
+    (void)n;
+    (void)k;
+    return SDLK_OK;
+}
+
+/* ---- operands ------------------------------------------------------------------------- */
+
+/* Everything the epilogue needs about one operand. A code v is written
+ * v = sum_i weight[i] * bit_i + constant (bit-serial) or v = u + constant (int route,
+ * u >= 0); row_sum[r] is sum_k (v - constant) for row r; offset(r) = constant - zero(r). */
+typedef struct operand {
+    const sdlk_bitpacked *p;
+    int64_t weight[8];
+    int64_t constant;
+    int64_t *row_sum;
+    const int32_t *zero;
+    int64_t zero_count;
+    int16_t *u; /* int route: rows x k_pad values u */
+} operand;
+
+static inline int64_t operand_offset(const operand *o, int64_t r)
+{
+    int64_t z = o->zero ? o->zero[o->zero_count == 1 ? 0 : r] : 0;
+    return o->constant - z;
+}
+
+static void bitserial_weights(operand *o)
+{
+    const sdlk_bitpacked *p = o->p;
+    memset(o->weight, 0, sizeof o->weight);
+    for (int i = 0; i < p->bits; i++)
+        o->weight[i] = (int64_t)1 << i;
+    o->constant = 0;
+    if (p->encoding == SDLK_QENC_SIGNED)
+        o->weight[p->bits - 1] = -((int64_t)1 << (p->bits - 1));
+    else if (p->encoding == SDLK_QENC_BINARY) {
+        o->weight[0] = 2;
+        o->constant = -1;
+    }
+}
+
+/* W[r] = sum_i weight[i] * popcount(plane i of row r) */
+static void bitserial_row_sums(operand *o)
+{
+    const sdlk_bitpacked *p = o->p;
+    for (int64_t r = 0; r < p->rows; r++) {
+        int64_t s = 0;
+        for (int i = 0; i < p->bits; i++) {
+            const uint64_t *w = p->words + ((size_t)r * (size_t)p->bits + (size_t)i) * (size_t)p->k_words;
+            int64_t c = 0;
+            for (int64_t q = 0; q < p->k_words; q++)
+                c += __builtin_popcountll(w[q]);
+            s += o->weight[i] * c;
+        }
+        o->row_sum[r] = s;
+    }
+}
+
+/* Unpack row r to u = v - min >= 0 (signed: flip the top bit; binary: 2 * bit). */
+typedef struct unpack_job {
+    operand *o;
+    int64_t k_pad;
+} unpack_job;
+
+static void unpack_rows(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    unpack_job *J = ctx;
+    const sdlk_bitpacked *p = J->o->p;
+    for (int64_t r = begin; r < end; r++) {
+        int16_t *u = J->o->u + (size_t)r * (size_t)J->k_pad;
+        memset(u, 0, sizeof(int16_t) * (size_t)J->k_pad);
+        for (int i = 0; i < p->bits; i++) {
+            const uint64_t *w = p->words + ((size_t)r * (size_t)p->bits + (size_t)i) * (size_t)p->k_words;
+            int16_t bit_weight = (int16_t)(p->encoding == SDLK_QENC_BINARY ? 2 : 1 << i);
+            for (int64_t k = 0; k < p->k; k++)
+                u[k] = (int16_t)(u[k] + (int16_t)(((w[k / 64] >> (k % 64)) & 1u) * (uint64_t)bit_weight));
+        }
+        if (p->encoding == SDLK_QENC_SIGNED) {
+            int16_t top = (int16_t)(1 << (p->bits - 1));
+            for (int64_t k = 0; k < p->k; k++)
+                u[k] = (int16_t)(u[k] ^ top);
+        }
+        int64_t s = 0;
+        for (int64_t k = 0; k < p->k; k++)
+            s += u[k];
+        J->o->row_sum[r] = s;
+    }
+}
+
+/* ---- the tiled drivers ------------------------------------------------------------------- */
+
+/* Tile sizes: an A tile's K block (TILE_A_PLANES rows x KBLOCK_WORDS words = 24 KiB) fits
+ * L1 next to the NR-row B panel; the B tile (192 plane rows x 512 B) fits L2. */
+enum { TILE_A_PLANES = 48, TILE_B_PLANES = 192, KBLOCK_WORDS = 64 };
+/* int route: rows of int16 per tile and the K block (4 KiB per row) */
+enum { INT_TILE_A = 32, INT_TILE_B = 48, INT_KBLOCK = 2048 };
+
+typedef struct gemm_job {
+    operand A, B;
+    int64_t m, n, k;
+    int64_t tile_a, tile_b, tiles_b; /* rows per tile; tiles along N */
+    sdlk_popc_tile_fn popc;
+    sdlk_dot16_tile_fn dot16;
+    int64_t k_pad;   /* int route */
+    void *scratch;   /* per worker: counts_len 32-bit counters, then tile_b u64 sums */
+    int64_t counts_len;
+    int64_t *off_a, *off_b; /* per row: constant - zero point */
+    size_t scratch_stride; /* bytes per worker */
+    int32_t *y_int;
+    float *y_f32;
+    const float *a_scale, *b_scale;
+    int64_t a_scale_count, b_scale_count;
+} gemm_job;
+
+/* Write one tile row's results: y = s + ob * WA + oa * WB + K * oa * ob in wrap-around
+ * 64-bit arithmetic (exact in the low 32 bits: the caller checked |Y| <= INT32_MAX),
+ * then the int32 and/or f32 outputs. `s` holds nr sums for row m, columns n0.. */
+static void finish_row(const gemm_job *J, int64_t m, int64_t n0, int64_t nr, const uint64_t *s)
+{
+    const uint64_t oa = (uint64_t)J->off_a[m], wa = (uint64_t)J->A.row_sum[m];
+    const uint64_t *ob = (const uint64_t *)J->off_b + n0;
+    const uint64_t *wb = (const uint64_t *)J->B.row_sum + n0;
+    const uint64_t k = (uint64_t)J->k;
+    int32_t *yi = J->y_int ? J->y_int + m * J->n + n0 : NULL;
+    float *yf = J->y_f32 ? J->y_f32 + m * J->n + n0 : NULL;
+    float sa = J->a_scale ? J->a_scale[J->a_scale_count == 1 ? 0 : m] : 1.0f;
+    for (int64_t j = 0; j < nr; j++) {
+        int32_t y = (int32_t)(uint32_t)(s[j] + ob[j] * wa + oa * wb[j] + k * oa * ob[j]);
+        if (yi)
+            yi[j] = y;
+        if (yf) {
+            float sb = J->b_scale ? J->b_scale[J->b_scale_count == 1 ? 0 : n0 + j] : 1.0f;
+            yf[j] = ((float)y * sa) * sb;
+        }
+    }
+}
+
+static void bitserial_tiles(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    gemm_job *J = ctx;
+    const sdlk_bitpacked *A = J->A.p, *B = J->B.p;
+    int32_t *counts = (int32_t *)((char *)J->scratch + (size_t)worker * J->scratch_stride);
+    const int64_t kw = A->k_words;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t m0 = (t / J->tiles_b) * J->tile_a, n0 = (t % J->tiles_b) * J->tile_b;
+        int64_t mr = J->m - m0 < J->tile_a ? J->m - m0 : J->tile_a;
+        int64_t nr = J->n - n0 < J->tile_b ? J->n - n0 : J->tile_b;
+        int64_t pa = mr * A->bits, pb = nr * B->bits; /* plane rows */
+        memset(counts, 0, sizeof(int32_t) * (size_t)(pa * pb));
+        const uint64_t *abase = A->words + (size_t)m0 * (size_t)A->bits * (size_t)kw;
+        const uint64_t *bbase = B->words + (size_t)n0 * (size_t)B->bits * (size_t)kw;
+        for (int64_t k0 = 0; k0 < kw; k0 += KBLOCK_WORDS) {
+            int64_t kc = kw - k0 < KBLOCK_WORDS ? kw - k0 : KBLOCK_WORDS;
+            J->popc(abase + k0, kw, pa, bbase + k0, kw, pb, kc, counts, pb);
+        }
+        /* combine planes: row m's planes are plane rows m*abits .. m*abits+abits-1 */
+        uint64_t *sums = (uint64_t *)(counts + J->counts_len);
+        for (int64_t i = 0; i < mr; i++) {
+            if (A->bits == 1 && B->bits == 1) {
+                const uint64_t w = (uint64_t)(J->A.weight[0] * J->B.weight[0]);
+                for (int64_t j = 0; j < nr; j++)
+                    sums[j] = w * (uint64_t)counts[i * pb + j];
+            } else {
+                for (int64_t j = 0; j < nr; j++) {
+                    int64_t s = 0;
+                    for (int p = 0; p < A->bits; p++) {
+                        const int32_t *row = counts + (i * A->bits + p) * pb + j * B->bits;
+                        int64_t partial = 0;
+                        for (int q = 0; q < B->bits; q++)
+                            partial += J->B.weight[q] * row[q];
+                        s += J->A.weight[p] * partial;
+                    }
+                    sums[j] = (uint64_t)s;
+                }
+            }
+            finish_row(J, m0 + i, n0, nr, sums);
+        }
+    }
+}
+
+static void int_tiles(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    gemm_job *J = ctx;
+    uint32_t *acc = (uint32_t *)((char *)J->scratch + (size_t)worker * J->scratch_stride);
+    for (int64_t t = begin; t < end; t++) {
+        int64_t m0 = (t / J->tiles_b) * J->tile_a, n0 = (t % J->tiles_b) * J->tile_b;
+        int64_t mr = J->m - m0 < J->tile_a ? J->m - m0 : J->tile_a;
+        int64_t nr = J->n - n0 < J->tile_b ? J->n - n0 : J->tile_b;
+        memset(acc, 0, sizeof(uint32_t) * (size_t)(mr * nr));
+        for (int64_t k0 = 0; k0 < J->k_pad; k0 += INT_KBLOCK) {
+            int64_t kc = J->k_pad - k0 < INT_KBLOCK ? J->k_pad - k0 : INT_KBLOCK;
+            J->dot16(J->A.u + (size_t)m0 * (size_t)J->k_pad + (size_t)k0, J->k_pad, mr,
+                     J->B.u + (size_t)n0 * (size_t)J->k_pad + (size_t)k0, J->k_pad, nr, kc,
+                     acc, nr);
+        }
+        uint64_t *sums = (uint64_t *)(acc + J->counts_len);
+        for (int64_t i = 0; i < mr; i++) {
+            for (int64_t j = 0; j < nr; j++)
+                sums[j] = acc[i * nr + j];
+            finish_row(J, m0 + i, n0, nr, sums);
+        }
+    }
+}
+
+/* ---- validation ---------------------------------------------------------------------- */
+
+static sdlk_status check_counts(const char *what, int64_t count, int64_t rows, const void *ptr,
+                                sdlk_error *err)
+{
+    if (ptr && count != 1 && count != rows)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "%s: %lld values for %lld rows (give 1 or %lld)",
+                              what, (long long)count, (long long)rows, (long long)rows);
+    return SDLK_OK;
+}
+
+/* largest |v - z| over the encoding's codes and the given zero points */
+static int64_t max_magnitude(const sdlk_bitpacked *p, const int32_t *zero, int64_t count)
+{
+    int32_t lo, hi;
+    sdlk_qencoding_range(p->encoding, p->bits, &lo, &hi);
+    int64_t zmin = 0, zmax = 0;
+    if (zero) {
+        zmin = zmax = zero[0];
+        for (int64_t i = 1; i < count; i++) {
+            zmin = zero[i] < zmin ? zero[i] : zmin;
+            zmax = zero[i] > zmax ? zero[i] : zmax;
+        }
+    }
+    int64_t a = (int64_t)hi - zmin, b = zmax - (int64_t)lo;
+    a = a < 0 ? -a : a;
+    b = b < 0 ? -b : b;
+    return a > b ? a : b;
+}
+
+sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                       const sdlk_qgemm_opts *opts_in, sdlk_pool *pool, int32_t *y_int,
+                       float *y_f32, sdlk_qgemm_choice *choice_out, sdlk_error *err)
+{
+    static const sdlk_qgemm_opts no_opts;
+    const sdlk_qgemm_opts *opts = opts_in ? opts_in : &no_opts;
+    sdlk_status st;
+    if ((st = sdlk_bitpacked_check(a, err))) {
+        sdlk_error_prefix(err, "A");
+        return st;
+    }
+    if ((st = sdlk_bitpacked_check(b, err))) {
+        sdlk_error_prefix(err, "B");
+        return st;
+    }
+    if (a->k != b->k)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "mismatched K: A has %lld codes per row, B has %lld",
+                              (long long)a->k, (long long)b->k);
+    if (!y_int && !y_f32)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "no output requested (int32 and f32 both NULL)");
+    if ((st = check_counts("A zero points", opts->a_zero_count, a->rows, opts->a_zero, err)) ||
+        (st = check_counts("B zero points", opts->b_zero_count, b->rows, opts->b_zero, err)) ||
+        (st = check_counts("A scales", opts->a_scale_count, a->rows, opts->a_scale, err)) ||
+        (st = check_counts("B scales", opts->b_scale_count, b->rows, opts->b_scale, err)))
+        return st;
+    int64_t ma = max_magnitude(a, opts->a_zero, opts->a_zero_count);
+    int64_t mb = max_magnitude(b, opts->b_zero, opts->b_zero_count);
+    if (a->k > 0 && ma > 0 && mb > 0 &&
+        (ma > INT32_MAX / mb || (int64_t)INT32_MAX / (ma * mb) < a->k))
+        return sdlk_error_set(err, SDLK_ERR_OVERFLOW,
+                              "K = %lld with |a - za| up to %lld and |b - zb| up to %lld could "
+                              "exceed int32; split K",
+                              (long long)a->k, (long long)ma, (long long)mb);
+    sdlk_qgemm_choice choice;
+    if ((st = sdlk_qgemm_choose(a->bits, b->bits, a->rows, b->rows, a->k, opts->route,
+                                opts->isa, &choice, err)))
+        return st;
+    if (choice_out)
+        *choice_out = choice;
+    if (a->rows == 0 || b->rows == 0)
+        return SDLK_OK;
+
+    gemm_job J = {.m = a->rows, .n = b->rows, .k = a->k, .y_int = y_int, .y_f32 = y_f32,
+                  .a_scale = opts->a_scale, .b_scale = opts->b_scale,
+                  .a_scale_count = opts->a_scale_count, .b_scale_count = opts->b_scale_count};
+    J.A = (operand){.p = a, .zero = opts->a_zero, .zero_count = opts->a_zero_count};
+    J.B = (operand){.p = b, .zero = opts->b_zero, .zero_count = opts->b_zero_count};
+    J.A.row_sum = malloc(sizeof(int64_t) * (size_t)a->rows);
+    J.B.row_sum = malloc(sizeof(int64_t) * (size_t)b->rows);
+    int workers = sdlk_pool_size(pool);
+    int avx2 = choice.isa == SDLK_QGEMM_ISA_AVX2;
+    st = SDLK_OK;
+    if (!J.A.row_sum || !J.B.row_sum) {
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (choice.route == SDLK_QGEMM_ROUTE_BITSERIAL) {
+        bitserial_weights(&J.A);
+        bitserial_weights(&J.B);
+        bitserial_row_sums(&J.A);
+        bitserial_row_sums(&J.B);
+        J.tile_a = TILE_A_PLANES / a->bits > 0 ? TILE_A_PLANES / a->bits : 1;
+        J.tile_b = TILE_B_PLANES / b->bits > 0 ? TILE_B_PLANES / b->bits : 1;
+        J.popc = avx2 ? sdlk_popc_tile_avx2 : sdlk_popc_tile_scalar;
+        J.counts_len = J.tile_a * a->bits * J.tile_b * b->bits;
+    } else {
+        int32_t lo;
+        int32_t hi;
+        J.k_pad = (a->k + 15) / 16 * 16;
+        sdlk_qencoding_range(a->encoding, a->bits, &lo, &hi);
+        J.A.constant = lo;
+        sdlk_qencoding_range(b->encoding, b->bits, &lo, &hi);
+        J.B.constant = lo;
+        J.A.u = malloc(sizeof(int16_t) * (size_t)(a->rows * J.k_pad));
+        J.B.u = malloc(sizeof(int16_t) * (size_t)(b->rows * J.k_pad));
+        if (!J.A.u || !J.B.u) {
+            st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for the int16 operands");
+            goto done;
+        }
+        unpack_job ua = {&J.A, J.k_pad}, ub = {&J.B, J.k_pad};
+        sdlk_pool_for(pool, a->rows, 16, unpack_rows, &ua);
+        sdlk_pool_for(pool, b->rows, 16, unpack_rows, &ub);
+        J.tile_a = INT_TILE_A;
+        J.tile_b = INT_TILE_B;
+        J.dot16 = avx2 ? sdlk_dot16_tile_avx2 : sdlk_dot16_tile_scalar;
+        J.counts_len = J.tile_a * J.tile_b;
+    }
+    J.counts_len = (J.counts_len + 1) / 2 * 2; /* the u64 sums after the counters align */
+    J.scratch_stride = sizeof(int32_t) * (size_t)J.counts_len + sizeof(uint64_t) * (size_t)J.tile_b;
+    J.scratch_stride = (J.scratch_stride + 63) / 64 * 64;
+    J.off_a = malloc(sizeof(int64_t) * (size_t)J.m);
+    J.off_b = malloc(sizeof(int64_t) * (size_t)J.n);
+    if (!J.off_a || !J.off_b) {
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < J.m; i++)
+        J.off_a[i] = operand_offset(&J.A, i);
+    for (int64_t j = 0; j < J.n; j++)
+        J.off_b[j] = operand_offset(&J.B, j);
+    J.scratch = aligned_alloc(64, J.scratch_stride * (size_t)workers);
+    if (!J.scratch) {
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for tile buffers");
+        goto done;
+    }
+    J.tiles_b = (J.n + J.tile_b - 1) / J.tile_b;
+    int64_t tiles = (J.m + J.tile_a - 1) / J.tile_a * J.tiles_b;
+    sdlk_pool_for(pool, tiles, 1,
+                  choice.route == SDLK_QGEMM_ROUTE_BITSERIAL ? bitserial_tiles : int_tiles, &J);
+done:
+    free(J.off_a);
+    free(J.off_b);
+    free(J.scratch);
+    free(J.A.u);
+    free(J.B.u);
+    free(J.A.row_sum);
+    free(J.B.row_sum);
+    return st;
+}

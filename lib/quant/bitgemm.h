@@ -1,0 +1,104 @@
+/* bitgemm.h -- Y = A x B^T for n-bit integer operands (APNN-TC bit composition).
+ *
+ * Contract
+ *   A (activations, M x K) and B (weights, N x K) are bit-plane packed matrices
+ *   (bitpack.h) of any widths 1..8 and any encodings (unsigned, two's-complement signed,
+ *   binary {-1,+1}) on either side. With zero points za (per A row, or one for all) and
+ *   zb (per B row, or one), the integer result is exactly
+ *       Y[m][n] = sum_k (a[m][k] - za[m]) * (b[n][k] - zb[n])
+ *   over the true K (the zero padding of the packed form never counts), as int32; the
+ *   call is refused (SDLK_ERR_OVERFLOW) when K and the code/zero-point ranges allow a
+ *   result outside int32. The f32 output is ((float)Y[m][n] * sa[m]) * sb[n] with
+ *   per-row scales sa (A) and sb (B), each given per row or as one value.
+ *   Outputs are row-major M x N (leading dimension N); either may be NULL, not both.
+ *
+ *   How (bit-serial route): every code is a weighted sum of its bits plus a constant,
+ *   v = sum_i w_i bit_i + c, with w_i = 2^i (unsigned), the top weight -2^(n-1)
+ *   (signed), or w_0 = 2, c = -1 (binary). With P_ij = popcount(a_i AND b_j) over K and
+ *   W = sum_i w_i popcount(plane_i) per row, o = c - z:
+ *       Y = sum_ij wa_i wb_j P_ij + ob * WA + oa * WB + K * oa * ob,
+ *   which covers the identities of the brief ({-1,+1} x {-1,+1} = K - 2popc(a) - 2popc(b)
+ *   + 4popc(a AND b); {-1,+1} x {0,1} = 2popc(w AND x) - popc(x); zero points) as
+ *   special cases, with AND only (no XOR form needed). The AND-popcount core treats the
+ *   abits*M plane rows of A and wbits*N plane rows of B as one 1-bit GEMM (APNN-TC's
+ *   stacking) in cache-sized tiles; the planes of a row are combined with shifts in the
+ *   tile epilogue. Cost: O(M N K abits wbits / 64) word operations.
+ *
+ *   Int8 route: codes are unpacked to u = v - min (0..255, stored as int16) and
+ *   multiplied with AVX2 vpmaddwd (16 products per instruction, int32 sums, wrap-around
+ *   arithmetic that is exact because the true result fits int32), then the same offset
+ *   epilogue. Cost O(M N K), independent of the widths: it wins from about w4a4 up.
+ *
+ *   Route choice (sdlk_qgemm_choose): bit-serial while abits * wbits plane pairs are at
+ *   most SDLK_QGEMM_BITSERIAL_MAX_PAIRS, else int8; always bit-serial without AVX2 (the
+ *   portable int path would gain nothing there). A caller may force either route and
+ *   either kernel family (scalar / AVX2; AVX2 refused on a CPU without it).
+ *
+ *   Threads: tiles of the output are spread over a core/pool.h pool (NULL = caller only);
+ *   results are identical for any thread count and kernel. No global state: the choice
+ *   is computed per call from the CPU's features.
+ */
+#ifndef SDLK_QUANT_BITGEMM_H
+#define SDLK_QUANT_BITGEMM_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/pool.h"
+#include "quant/bitpack.h"
+
+/* Plane pairs (abits * wbits) up to which the bit-serial route is chosen with AVX2.
+ * Measured on the CI machine (Zen 3): see the notes in bitgemm.c. */
+#define SDLK_QGEMM_BITSERIAL_MAX_PAIRS 3
+
+typedef enum sdlk_qgemm_route {
+    SDLK_QGEMM_ROUTE_AUTO = 0,
+    SDLK_QGEMM_ROUTE_BITSERIAL,
+    SDLK_QGEMM_ROUTE_INT8
+} sdlk_qgemm_route;
+
+typedef enum sdlk_qgemm_isa {
+    SDLK_QGEMM_ISA_AUTO = 0,
+    SDLK_QGEMM_ISA_SCALAR,
+    SDLK_QGEMM_ISA_AVX2
+} sdlk_qgemm_isa;
+
+typedef struct sdlk_qgemm_opts {
+    sdlk_qgemm_route route; /* AUTO: sdlk_qgemm_choose() decides */
+    sdlk_qgemm_isa isa;     /* AUTO: AVX2 when the CPU has it */
+    const int32_t *a_zero;  /* NULL (all 0), or a_zero_count values */
+    int64_t a_zero_count;   /* 1 (one for all rows) or M */
+    const int32_t *b_zero;
+    int64_t b_zero_count;   /* 1 or N */
+    const float *a_scale;   /* f32 output only: NULL (1.0), or a_scale_count values */
+    int64_t a_scale_count;  /* 1 or M */
+    const float *b_scale;
+    int64_t b_scale_count;  /* 1 or N */
+} sdlk_qgemm_opts;
+
+/* What a GEMM call ran (or would run) and why, in one sentence. */
+typedef struct sdlk_qgemm_choice {
+    sdlk_qgemm_route route;
+    sdlk_qgemm_isa isa;
+    char reason[200];
+} sdlk_qgemm_choice;
+
+const char *sdlk_qgemm_route_name(sdlk_qgemm_route route); /* "auto", "bitserial", "int8" */
+const char *sdlk_qgemm_isa_name(sdlk_qgemm_isa isa);       /* "auto", "scalar", "avx2" */
+sdlk_status sdlk_qgemm_route_parse(const char *name, sdlk_qgemm_route *out, sdlk_error *err);
+
+/* Decide route and kernel family for these operand widths and shape; honours the
+ * requests in route/isa (AUTO = decide). SDLK_ERR_UNSUPPORTED when AVX2 is requested on
+ * a CPU without it, SDLK_ERR_ARG for bits outside 1..8. */
+sdlk_status sdlk_qgemm_choose(int abits, int wbits, int64_t m, int64_t n, int64_t k,
+                              sdlk_qgemm_route route, sdlk_qgemm_isa isa,
+                              sdlk_qgemm_choice *out, sdlk_error *err);
+
+/* Y = A x B^T (see the contract). `opts` may be NULL (no zero points, no scales, AUTO).
+ * `choice`, when not NULL, receives what ran. Mismatched K, bad packed metadata, zero
+ * point or scale counts that are neither 1 nor the row count: SDLK_ERR_ARG/FORMAT. */
+sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                       const sdlk_qgemm_opts *opts, sdlk_pool *pool, int32_t *y_int,
+                       float *y_f32, sdlk_qgemm_choice *choice, sdlk_error *err);
+
+#endif
