@@ -1,16 +1,6 @@
-/* spmm_avx2.c -- AVX2 + FMA SpMM / SDDMM kernels; spmm.c calls them only after
- * __builtin_cpu_supports() said yes.
- *
- * The instruction set is enabled for this file by a target pragma rather than by
- * -mavx2 -mfma: the whole library is one static_library built from lib_sources, and
- * Meson (1.0) silently drops objects extracted from a helper library when they are
- * listed among sources, so per-file flags cannot reach this file. The pragma gives the
- * same code generation and keeps the rest of the library baseline x86-64. */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC target("avx2,fma")
-#endif
+/* spmm_avx2.c -- AVX2 + FMA SpMM / SDDMM kernels. Compiled with -mavx2 -mfma for this file
+ * only (lib/graph/meson.build); spmm.c calls these only after __builtin_cpu_supports()
+ * said yes, so the rest of the library stays baseline x86-64. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -213,7 +203,3 @@ void sdlk_sddmm_condensed_avx2(void *ctx, int64_t begin, int64_t end, int worker
         }
     }
 }
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif

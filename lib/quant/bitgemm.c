@@ -7,11 +7,11 @@
  * combines each row pair's abits x wbits counts with their plane weights (shifts) and
  * applies the offset identity. Int8 route: the same tiling over int16 rows.
  *
- * Route threshold (SDLK_QGEMM_BITSERIAL_MAX_PAIRS): one plane pair costs the AVX2
- * AND-popcount kernel about 2 cycles per 256 bit-MACs; the int16 vpmaddwd kernel does
- * about 32 MACs per cycle whatever the widths. Measured at 2048^3 on one Zen 3 core (see
- * the module's notes): w1a2 (2 pairs) is clearly faster bit-serially, w2a2 (4 pairs)
- * roughly ties or loses to int8, so bit-serial is chosen up to 3 pairs.
+ * Route threshold (SDLK_QGEMM_BITSERIAL_MAX_PAIRS): the AVX2 AND-popcount kernel's cost
+ * grows with abits * wbits plane pairs, the int16 vpmaddwd kernel's does not. Measured at
+ * 2048^3 on one Zen 3 core of the CI machine (thread CPU time, medians of 5): bit-serial
+ * ~90-125 GOPS at 4 pairs, ~68 at 6, ~48 at 8; int8 route ~60-70 GOPS at any width. So
+ * bit-serial is chosen up to 5 pairs (w1a1..w1a5, w2a2), int8 from 6 (w2a3, w4a4, w8a8).
  */
 #include "quant/bitgemm.h"
 
@@ -21,6 +21,10 @@
 #include <string.h>
 
 #include "quant/bitgemm_kernels.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ---- portable kernels (also the reference shape of the AVX2 ones) ----------------- */
 
@@ -186,10 +190,13 @@ static void bitserial_row_sums(operand *o)
     }
 }
 
-/* Unpack row r to u = v - min >= 0 (signed: flip the top bit; binary: 2 * bit). */
+/* Unpack row r to u = v - min >= 0 (signed: flip the top bit; binary: 2 * bit). Eight
+ * codes at a time: spread[b] holds the 8 bits of byte b as eight int16 0/1 values, which
+ * are shifted to the plane's weight and added (SSE2, the x86-64 baseline). */
 typedef struct unpack_job {
     operand *o;
     int64_t k_pad;
+    int16_t (*spread)[8]; /* [256][8] */
 } unpack_job;
 
 static void unpack_rows(void *ctx, int64_t begin, int64_t end, int worker)
@@ -199,11 +206,22 @@ static void unpack_rows(void *ctx, int64_t begin, int64_t end, int worker)
     for (int64_t r = begin; r < end; r++) {
         int16_t *u = J->o->u + (size_t)r * (size_t)J->k_pad;
         memset(u, 0, sizeof(int16_t) * (size_t)J->k_pad);
+        int64_t k8 = (p->k + 7) / 8 * 8; /* u has k_pad >= k8 entries; bits past k are 0 */
         for (int i = 0; i < p->bits; i++) {
-            const uint64_t *w = p->words + ((size_t)r * (size_t)p->bits + (size_t)i) * (size_t)p->k_words;
-            int16_t bit_weight = (int16_t)(p->encoding == SDLK_QENC_BINARY ? 2 : 1 << i);
-            for (int64_t k = 0; k < p->k; k++)
-                u[k] = (int16_t)(u[k] + (int16_t)(((w[k / 64] >> (k % 64)) & 1u) * (uint64_t)bit_weight));
+            const uint8_t *bytes = (const uint8_t *)(p->words + ((size_t)r * (size_t)p->bits + (size_t)i) *
+                                                                   (size_t)p->k_words);
+            int shift = p->encoding == SDLK_QENC_BINARY ? 1 : i;
+            for (int64_t k = 0; k < k8; k += 8) {
+                const int16_t *s8 = J->spread[bytes[k / 8]];
+#if defined(__SSE2__)
+                __m128i v = _mm_slli_epi16(_mm_loadu_si128((const __m128i *)s8), shift);
+                __m128i cur = _mm_loadu_si128((const __m128i *)(u + k));
+                _mm_storeu_si128((__m128i *)(u + k), _mm_add_epi16(cur, v));
+#else
+                for (int q = 0; q < 8; q++)
+                    u[k + q] = (int16_t)(u[k + q] + (s8[q] << shift));
+#endif
+            }
         }
         if (p->encoding == SDLK_QENC_SIGNED) {
             int16_t top = (int16_t)(1 << (p->bits - 1));
@@ -219,9 +237,10 @@ static void unpack_rows(void *ctx, int64_t begin, int64_t end, int worker)
 
 /* ---- the tiled drivers ------------------------------------------------------------------- */
 
-/* Tile sizes: an A tile's K block (TILE_A_PLANES rows x KBLOCK_WORDS words = 24 KiB) fits
- * L1 next to the NR-row B panel; the B tile (192 plane rows x 512 B) fits L2. */
-enum { TILE_A_PLANES = 48, TILE_B_PLANES = 192, KBLOCK_WORDS = 64 };
+/* Tile sizes: an A tile's K block, nibble-split (TILE_A_PLANES rows x 2 x KBLOCK_WORDS
+ * words = 24 KiB), fits L1 next to the 4-row B panel; the B tile (192 plane rows x 1 KiB)
+ * fits L2. 24 A plane rows measured best of 16/24/32/48 at 2048^3 on Zen 3. */
+enum { TILE_A_PLANES = 24, TILE_B_PLANES = 192, KBLOCK_WORDS = 64 };
 /* int route: rows of int16 per tile and the K block (4 KiB per row) */
 enum { INT_TILE_A = 32, INT_TILE_B = 48, INT_KBLOCK = 2048 };
 
@@ -230,6 +249,9 @@ typedef struct gemm_job {
     int64_t m, n, k;
     int64_t tile_a, tile_b, tiles_b; /* rows per tile; tiles along N */
     sdlk_popc_tile_fn popc;
+    int split;                         /* the AVX2 kernel reads nibble-split copies */
+    const uint64_t *a_words, *b_words; /* the packed words, or their split copies */
+    uint64_t *a_split, *b_split;
     sdlk_dot16_tile_fn dot16;
     int64_t k_pad;   /* int route */
     void *scratch;   /* per worker: counts_len 32-bit counters, then tile_b u64 sums */
@@ -277,32 +299,30 @@ static void bitserial_tiles(void *ctx, int64_t begin, int64_t end, int worker)
         int64_t nr = J->n - n0 < J->tile_b ? J->n - n0 : J->tile_b;
         int64_t pa = mr * A->bits, pb = nr * B->bits; /* plane rows */
         memset(counts, 0, sizeof(int32_t) * (size_t)(pa * pb));
-        const uint64_t *abase = A->words + (size_t)m0 * (size_t)A->bits * (size_t)kw;
-        const uint64_t *bbase = B->words + (size_t)n0 * (size_t)B->bits * (size_t)kw;
+        /* split: each plane row is 2 * kw words (nibble-split copy, AVX2 kernels) */
+        const int64_t rw = J->split ? 2 * kw : kw;
+        const uint64_t *abase = J->a_words + (size_t)m0 * (size_t)A->bits * (size_t)rw;
+        const uint64_t *bbase = J->b_words + (size_t)n0 * (size_t)B->bits * (size_t)rw;
         for (int64_t k0 = 0; k0 < kw; k0 += KBLOCK_WORDS) {
             int64_t kc = kw - k0 < KBLOCK_WORDS ? kw - k0 : KBLOCK_WORDS;
-            J->popc(abase + k0, kw, pa, bbase + k0, kw, pb, kc, counts, pb);
+            int64_t off = J->split ? 2 * k0 : k0;
+            J->popc(abase + off, rw, pa, bbase + off, rw, pb, kc, counts, pb);
         }
         /* combine planes: row m's planes are plane rows m*abits .. m*abits+abits-1 */
         uint64_t *sums = (uint64_t *)(counts + J->counts_len);
         for (int64_t i = 0; i < mr; i++) {
-            if (A->bits == 1 && B->bits == 1) {
-                const uint64_t w = (uint64_t)(J->A.weight[0] * J->B.weight[0]);
-                for (int64_t j = 0; j < nr; j++)
-                    sums[j] = w * (uint64_t)counts[i * pb + j];
-            } else {
-                for (int64_t j = 0; j < nr; j++) {
-                    int64_t s = 0;
-                    for (int p = 0; p < A->bits; p++) {
-                        const int32_t *row = counts + (i * A->bits + p) * pb + j * B->bits;
-                        int64_t partial = 0;
-                        for (int q = 0; q < B->bits; q++)
-                            partial += J->B.weight[q] * row[q];
-                        s += J->A.weight[p] * partial;
-                    }
-                    sums[j] = (uint64_t)s;
+            /* sums[j] = sum_pq wa_p wb_q counts[(i abits + p) pb + j wbits + q]; the
+             * inner loops run over j so they stream through the counts rows */
+            for (int64_t j = 0; j < nr; j++)
+                sums[j] = 0;
+            for (int p = 0; p < A->bits; p++)
+                for (int q = 0; q < B->bits; q++) {
+                    const uint64_t w = (uint64_t)(J->A.weight[p] * J->B.weight[q]);
+                    const int32_t *row = counts + (i * A->bits + p) * pb + q;
+                    const int64_t step = B->bits;
+                    for (int64_t j = 0; j < nr; j++)
+                        sums[j] += w * (uint64_t)(int64_t)row[j * step];
                 }
-            }
             finish_row(J, m0 + i, n0, nr, sums);
         }
     }
@@ -427,11 +447,29 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
         J.tile_a = TILE_A_PLANES / a->bits > 0 ? TILE_A_PLANES / a->bits : 1;
         J.tile_b = TILE_B_PLANES / b->bits > 0 ? TILE_B_PLANES / b->bits : 1;
         J.popc = avx2 ? sdlk_popc_tile_avx2 : sdlk_popc_tile_scalar;
+        J.a_words = a->words;
+        J.b_words = b->words;
+        if (avx2) {
+            /* O((M abits + N wbits) K / 64): negligible next to the GEMM */
+            size_t an = (size_t)(a->rows * a->bits) * (size_t)a->k_words;
+            size_t bn = (size_t)(b->rows * b->bits) * (size_t)b->k_words;
+            J.a_split = aligned_alloc(64, (2 * an * sizeof(uint64_t) + 63) / 64 * 64);
+            J.b_split = aligned_alloc(64, (2 * bn * sizeof(uint64_t) + 63) / 64 * 64);
+            if (!J.a_split || !J.b_split) {
+                st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for split bit planes");
+                goto done;
+            }
+            sdlk_nibble_split_avx2(a->words, (int64_t)an, J.a_split);
+            sdlk_nibble_split_avx2(b->words, (int64_t)bn, J.b_split);
+            J.split = 1;
+            J.a_words = J.a_split;
+            J.b_words = J.b_split;
+        }
         J.counts_len = J.tile_a * a->bits * J.tile_b * b->bits;
     } else {
         int32_t lo;
         int32_t hi;
-        J.k_pad = (a->k + 15) / 16 * 16;
+        J.k_pad = (a->k + 15) / 16 * 16; /* also >= the k rounded to 8 the unpacker writes */
         sdlk_qencoding_range(a->encoding, a->bits, &lo, &hi);
         J.A.constant = lo;
         sdlk_qencoding_range(b->encoding, b->bits, &lo, &hi);
@@ -442,7 +480,11 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
             st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for the int16 operands");
             goto done;
         }
-        unpack_job ua = {&J.A, J.k_pad}, ub = {&J.B, J.k_pad};
+        int16_t spread[256][8];
+        for (int v = 0; v < 256; v++)
+            for (int q = 0; q < 8; q++)
+                spread[v][q] = (int16_t)((v >> q) & 1);
+        unpack_job ua = {&J.A, J.k_pad, spread}, ub = {&J.B, J.k_pad, spread};
         sdlk_pool_for(pool, a->rows, 16, unpack_rows, &ua);
         sdlk_pool_for(pool, b->rows, 16, unpack_rows, &ub);
         J.tile_a = INT_TILE_A;
@@ -473,6 +515,8 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
     sdlk_pool_for(pool, tiles, 1,
                   choice.route == SDLK_QGEMM_ROUTE_BITSERIAL ? bitserial_tiles : int_tiles, &J);
 done:
+    free(J.a_split);
+    free(J.b_split);
     free(J.off_a);
     free(J.off_b);
     free(J.scratch);

@@ -30,8 +30,9 @@
  *   epilogue. Cost O(M N K), independent of the widths: it wins from about w4a4 up.
  *
  *   Route choice (sdlk_qgemm_choose): bit-serial while abits * wbits plane pairs are at
- *   most SDLK_QGEMM_BITSERIAL_MAX_PAIRS, else int8; always bit-serial without AVX2 (the
- *   portable int path would gain nothing there). A caller may force either route and
+ *   most SDLK_QGEMM_BITSERIAL_MAX_PAIRS (5: w1a1 .. w1a5 and w2a2), else int8 (w2a3, w4a4,
+ *   w8a8, ...); always bit-serial without AVX2 (the portable int path would gain nothing
+ *   there). The choice depends only on the widths and the CPU, not on the shape. A caller may force either route and
  *   either kernel family (scalar / AVX2; AVX2 refused on a CPU without it).
  *
  *   Threads: tiles of the output are spread over a core/pool.h pool (NULL = caller only);
@@ -48,8 +49,8 @@
 #include "quant/bitpack.h"
 
 /* Plane pairs (abits * wbits) up to which the bit-serial route is chosen with AVX2.
- * Measured on the CI machine (Zen 3): see the notes in bitgemm.c. */
-#define SDLK_QGEMM_BITSERIAL_MAX_PAIRS 3
+ * From measurements on the CI machine (Zen 3): see the notes in bitgemm.c. */
+#define SDLK_QGEMM_BITSERIAL_MAX_PAIRS 5
 
 typedef enum sdlk_qgemm_route {
     SDLK_QGEMM_ROUTE_AUTO = 0,

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "quant/quant_kernels.h"
 
@@ -580,6 +581,40 @@ void sdlk_quantized_free(sdlk_quantized *q)
     sdlk_tensor_free(&q->zero_points);
 }
 
+/* A C-contiguous output tensor that every element of will be written. Large ones get
+ * 2 MiB-aligned memory with transparent huge pages requested: first-touch page faults
+ * (512x fewer with huge pages) were ~30 % of the time of quantizing 256 MiB. The memory
+ * is not zeroed. */
+static void free_release(void *ctx) { free(ctx); }
+
+static sdlk_status alloc_output(sdlk_tensor *t, sdlk_dtype dtype, int ndim, const int64_t *shape,
+                                sdlk_error *err)
+{
+    enum { HUGE_PAGE = 2 << 20 };
+    uint64_t numel;
+    sdlk_status st = sdlk_shape_numel(ndim, shape, dtype, &numel, err);
+    if (st)
+        return st;
+    size_t bytes = (size_t)numel * sdlk_dtype_size(dtype);
+    if (bytes < 2 * (size_t)HUGE_PAGE)
+        return sdlk_tensor_alloc(t, dtype, ndim, shape, err);
+    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *data = aligned_alloc(HUGE_PAGE, rounded);
+    if (!data)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "cannot allocate %zu bytes", bytes);
+#ifdef MADV_HUGEPAGE
+    madvise(data, rounded, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#endif
+    sdlk_storage *storage = sdlk_storage_wrap(data, bytes, free_release, data, err);
+    if (!storage) {
+        free(data);
+        return SDLK_ERR_NOMEM;
+    }
+    st = sdlk_tensor_from_storage(t, storage, 0, dtype, ndim, shape, err);
+    sdlk_storage_release(storage); /* the tensor holds its own reference */
+    return st;
+}
+
 /* A contiguous f32 version of x: shared when it already is one, else converted. */
 static sdlk_status as_f32(const sdlk_tensor *x, sdlk_tensor *out, sdlk_error *err)
 {
@@ -656,7 +691,7 @@ sdlk_status sdlk_quantize(const sdlk_tensor *x, const sdlk_quant_params *params,
         st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = sdlk_tensor_alloc(&out->codes, code_dtype, x->ndim, x->shape, err)) ||
+    if ((st = alloc_output(&out->codes, code_dtype, x->ndim, x->shape, err)) ||
         (st = sdlk_tensor_alloc(&out->scales, SDLK_F32, sndim, sshape, err)))
         goto fail;
     if (params->scheme == SDLK_QUANT_ASYMMETRIC &&
@@ -739,7 +774,7 @@ sdlk_status sdlk_dequantize(const sdlk_quantized *q, sdlk_pool *pool, sdlk_tenso
                               scale_ok ? "zero points" : "scales", scale_ok ? "u8" : "f32",
                               want_shape);
     }
-    if ((st = sdlk_tensor_alloc(out, SDLK_F32, c->ndim, c->shape, err)))
+    if ((st = alloc_output(out, SDLK_F32, c->ndim, c->shape, err)))
         return st;
     layout L = make_layout(p, c->ndim, c->shape, (int64_t)sdlk_tensor_numel(c), axis);
     job J = {.p = p, .L = &L, .k = pick_kernels(), .scales = (float *)q->scales.data,
