@@ -10,6 +10,7 @@
 #include "bench/bench.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "unit.h"
 
 START_TEST(median_odd_even_and_unsorted)
 {
@@ -269,18 +270,10 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("bench");
-    TCase *tc = tcase_create("bench");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, median_odd_even_and_unsorted);
-    tcase_add_test(tc, runs_are_interleaved_with_one_warmup_each);
-    tcase_add_test(tc, speedup_is_ratio_of_medians);
-    tcase_add_test(tc, errors_propagate_and_leave_report_unchanged);
-    tcase_add_test(tc, table_and_json_hold_every_result);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("bench",
+                    median_odd_even_and_unsorted,
+                    runs_are_interleaved_with_one_warmup_each,
+                    speedup_is_ratio_of_medians,
+                    errors_propagate_and_leave_report_unchanged,
+                    table_and_json_hold_every_result);
 }

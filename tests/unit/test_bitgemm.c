@@ -10,6 +10,7 @@
 #include "core/pool.h"
 #include "quant/bitgemm.h"
 #include "quant/bitpack.h"
+#include "unit.h"
 
 /* Check writes a record per ck_assert; inner loops use this and only call it on failure */
 #define REQUIRE(cond, ...)                                                                 \
@@ -498,9 +499,5 @@ static Suite *bitgemm_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bitgemm_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run_suite(bitgemm_suite());
 }

@@ -15,6 +15,7 @@
 #include "core/tensor.h"
 #include "core/tensorset.h"
 #include "core/timer.h"
+#include "unit.h"
 
 START_TEST(error_first_wins_and_prefix)
 {
@@ -393,26 +394,18 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("core");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, error_first_wins_and_prefix);
-    tcase_add_test(tc, shape_overflow_is_refused);
-    tcase_add_test(tc, tensor_alloc_convert_fortran);
-    tcase_add_test(tc, tensor_stats_match_two_pass);
-    tcase_add_test(tc, f16_roundtrip_exhaustive);
-    tcase_add_test(tc, bf16_rounding);
-    tcase_add_test(tc, byteswap_and_dtype_names);
-    tcase_add_test(tc, tensor_set_names_and_meta);
-    tcase_add_test(tc, outfile_commit_and_abort);
-    tcase_add_test(tc, file_map_errors_and_pipes);
-    tcase_add_test(tc, pool_parallel_for_sums);
-    tcase_add_test(tc, threads_resolve_rule);
-    tcase_add_test(tc, convert_cpu_and_device_rules);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("core",
+                    error_first_wins_and_prefix,
+                    shape_overflow_is_refused,
+                    tensor_alloc_convert_fortran,
+                    tensor_stats_match_two_pass,
+                    f16_roundtrip_exhaustive,
+                    bf16_rounding,
+                    byteswap_and_dtype_names,
+                    tensor_set_names_and_meta,
+                    outfile_commit_and_abort,
+                    file_map_errors_and_pipes,
+                    pool_parallel_for_sums,
+                    threads_resolve_rule,
+                    convert_cpu_and_device_rules);
 }

@@ -12,6 +12,7 @@
 #include "graph/graph.h"
 #include "graph/sgt.h"
 #include "io/npz.h"
+#include "unit.h"
 
 /* Check records every passing ck_assert (an IPC message each), which makes asserts in
  * loops over thousands of nonzeros dominate the run time: loops use REQUIRE, which only
@@ -894,27 +895,19 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("graph");
-    TCase *tc = tcase_create("graph");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, karate_known_values);
-    tcase_add_test(tc, real_graphs_counts);
-    tcase_add_test(tc, polblogs_options);
-    tcase_add_test(tc, mtx_variants);
-    tcase_add_test(tc, mtx_bad_inputs);
-    tcase_add_test(tc, snap_remap_and_errors);
-    tcase_add_test(tc, npz_csr_and_csc);
-    tcase_add_test(tc, gcn_normalisation_direct);
-    tcase_add_test(tc, build_options_small);
-    tcase_add_test(tc, reorder_by_degree);
-    tcase_add_test(tc, rmat_deterministic_and_skewed);
-    tcase_add_test(tc, sgt_matches_brute_force);
-    tcase_add_test(tc, sgt_hand_computed_tiles);
-    tcase_add_test(tc, sgt_threads_agree);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("graph",
+                    karate_known_values,
+                    real_graphs_counts,
+                    polblogs_options,
+                    mtx_variants,
+                    mtx_bad_inputs,
+                    snap_remap_and_errors,
+                    npz_csr_and_csc,
+                    gcn_normalisation_direct,
+                    build_options_small,
+                    reorder_by_degree,
+                    rmat_deterministic_and_skewed,
+                    sgt_matches_brute_force,
+                    sgt_hand_computed_tiles,
+                    sgt_threads_agree);
 }

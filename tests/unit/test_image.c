@@ -24,6 +24,7 @@
 #include "core/tensor.h"
 #include "image/image.h"
 #include "image/image_internal.h"
+#include "unit.h"
 
 static char tmpdir[256];
 
@@ -764,24 +765,16 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("image");
-    TCase *tc = tcase_create("image");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, png_libpng_matches_ffmpeg_decoder);
-    tcase_add_test(tc, png_roundtrip_8_and_16_bit_all_channels);
-    tcase_add_test(tc, png_palette_trns_and_low_bit_depths_expand);
-    tcase_add_test(tc, jpeg_quality_subsampling_and_ffmpeg_agreement);
-    tcase_add_test(tc, jpeg_gray_16bit_and_alpha_inputs);
-    tcase_add_test(tc, jpeg_cmyk_is_refused);
-    tcase_add_test(tc, float_conversions_exact_and_chw);
-    tcase_add_test(tc, ffmpeg_formats_roundtrip);
-    tcase_add_test(tc, sniff_recognises_magic);
-    tcase_add_test(tc, bad_input_is_a_format_error_naming_the_file);
-    tcase_add_test(tc, failed_writes_leave_nothing);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("image",
+                    png_libpng_matches_ffmpeg_decoder,
+                    png_roundtrip_8_and_16_bit_all_channels,
+                    png_palette_trns_and_low_bit_depths_expand,
+                    jpeg_quality_subsampling_and_ffmpeg_agreement,
+                    jpeg_gray_16bit_and_alpha_inputs,
+                    jpeg_cmyk_is_refused,
+                    float_conversions_exact_and_chw,
+                    ffmpeg_formats_roundtrip,
+                    sniff_recognises_magic,
+                    bad_input_is_a_format_error_naming_the_file,
+                    failed_writes_leave_nothing);
 }

@@ -14,6 +14,7 @@
 #include "io/npy.h"
 #include "io/npz.h"
 #include "io_test_util.h"
+#include "unit.h"
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -419,21 +420,13 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("npz");
-    TCase *tc = tcase_create("npz");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, roundtrip_stored_and_deflated);
-    tcase_add_test(tc, writer_zip_structure);
-    tcase_add_test(tc, written_to_a_pipe);
-    tcase_add_test(tc, zip64_fields_are_followed);
-    tcase_add_test(tc, more_than_65535_members_use_zip64_end_records);
-    tcase_add_test(tc, damaged_archives);
-    tcase_add_test(tc, npy_errors_name_the_member);
-    tcase_add_test(tc, empty_archive);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("npz",
+                    roundtrip_stored_and_deflated,
+                    writer_zip_structure,
+                    written_to_a_pipe,
+                    zip64_fields_are_followed,
+                    more_than_65535_members_use_zip64_end_records,
+                    damaged_archives,
+                    npy_errors_name_the_member,
+                    empty_archive);
 }

@@ -12,6 +12,7 @@
 #include "quant/qblock.h"
 #include "quant/quant.h"
 #include "quant/quant_kernels.h"
+#include "unit.h"
 
 /* Check records the location of every ck_assert (a write per call), so loops over many
  * elements test with this instead and only call into Check on failure. */
@@ -703,9 +704,5 @@ static Suite *quant_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(quant_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run_suite(quant_suite());
 }

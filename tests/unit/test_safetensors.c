@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "io_test_util.h"
+#include "unit.h"
 
 /* u64 little-endian length + json + data. */
 static uint8_t *st_bytes(const char *json, const void *data, size_t ndata, size_t *len)
@@ -284,20 +285,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("safetensors");
-    TCase *tc = tcase_create("safetensors");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, write_exact_bytes);
-    tcase_add_test(tc, roundtrip_every_dtype_with_metadata);
-    tcase_add_test(tc, prefix_reports_length_and_order_follows_offsets);
-    tcase_add_test(tc, every_rule_is_checked);
-    tcase_add_test(tc, bad_lengths);
-    tcase_add_test(tc, unaligned_data_is_copied);
-    tcase_add_test(tc, writer_refuses_what_it_cannot_represent);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("safetensors",
+                    write_exact_bytes,
+                    roundtrip_every_dtype_with_metadata,
+                    prefix_reports_length_and_order_follows_offsets,
+                    every_rule_is_checked,
+                    bad_lengths,
+                    unaligned_data_is_copied,
+                    writer_refuses_what_it_cannot_represent);
 }

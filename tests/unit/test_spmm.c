@@ -9,6 +9,7 @@
 #include "graph/graph.h"
 #include "graph/sgt.h"
 #include "graph/spmm.h"
+#include "unit.h"
 
 static const int64_t dims[] = {1, 3, 16, 33, 64, 130};
 #define DIM_COUNT (sizeof dims / sizeof dims[0])
@@ -261,18 +262,10 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("spmm");
-    TCase *tc = tcase_create("spmm");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, spmm_real_graphs);
-    tcase_add_test(tc, spmm_rmat_signed_and_custom_values);
-    tcase_add_test(tc, spmm_hub_window_fallback);
-    tcase_add_test(tc, spmm_argument_errors);
-    tcase_add_test(tc, sddmm_matches_reference);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("spmm",
+                    spmm_real_graphs,
+                    spmm_rmat_signed_and_custom_values,
+                    spmm_hub_window_fallback,
+                    spmm_argument_errors,
+                    sddmm_matches_reference);
 }

@@ -11,6 +11,7 @@
 #include "core/tensorset.h"
 #include "image/image.h"
 #include "tile/tile.h"
+#include "unit.h"
 
 /* Deterministic pseudo-random numbers (xorshift64*), one state per test. */
 static uint64_t next_random(uint64_t *state)
@@ -710,9 +711,5 @@ int main(void)
     tcase_add_test(records, record_round_trip);
     tcase_add_test(records, record_rejects_bad_metadata);
     suite_add_tcase(s, records);
-    SRunner *runner = srunner_create(s);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? 1 : 0;
+    return unit_run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include "io/tensorio.h"
 #include "io/tstream.h"
 #include "io_test_util.h"
+#include "unit.h"
 
 /* Record i: tensor "x" of shape (i + 1, 2) f32 and metadata sdl.index = i. */
 static void make_record(sdlk_tensor_set *set, int i)
@@ -362,21 +363,13 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("tstream");
-    TCase *tc = tcase_create("tstream");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, records_roundtrip_through_memory);
-    tcase_add_test(tc, truncation_at_every_byte);
-    tcase_add_test(tc, lying_records);
-    tcase_add_test(tc, records_through_a_pipe);
-    tcase_add_test(tc, reader_gone_is_a_write_error);
-    tcase_add_test(tc, formats_by_name_and_magic);
-    tcase_add_test(tc, load_save_every_format);
-    tcase_add_test(tc, load_and_save_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("tstream",
+                    records_roundtrip_through_memory,
+                    truncation_at_every_byte,
+                    lying_records,
+                    records_through_a_pipe,
+                    reader_gone_is_a_write_error,
+                    formats_by_name_and_magic,
+                    load_save_every_format,
+                    load_and_save_errors);
 }

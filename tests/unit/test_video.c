@@ -18,6 +18,7 @@
 #include "core/tensor.h"
 #include "image/image.h"
 #include "video/video.h"
+#include "unit.h"
 
 enum { TREE_W = 320, TREE_H = 240, TREE_FRAMES = 444, SAMPLE_FRAMES = 10 };
 
@@ -489,20 +490,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("video");
-    TCase *tc = tcase_create("video");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, tree_avi_frame_count_info_and_first_frame);
-    tcase_add_test(tc, ffv1_roundtrip_is_bit_exact);
-    tcase_add_test(tc, h264_roundtrip_psnr);
-    tcase_add_test(tc, png_frames_roundtrip_exact);
-    tcase_add_test(tc, aborted_and_failed_writes_leave_nothing);
-    tcase_add_test(tc, bad_input_is_a_format_error_naming_the_file);
-    tcase_add_test(tc, still_image_reads_as_one_frame_video);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return UNIT_RUN("video",
+                    tree_avi_frame_count_info_and_first_frame,
+                    ffv1_roundtrip_is_bit_exact,
+                    h264_roundtrip_psnr,
+                    png_frames_roundtrip_exact,
+                    aborted_and_failed_writes_leave_nothing,
+                    bad_input_is_a_format_error_naming_the_file,
+                    still_image_reads_as_one_frame_video);
 }
