@@ -102,55 +102,27 @@ typedef struct grid_spec {
 static int parse_pair(const sdl_cli *cli, const char *option, const char *text, long long min,
                       int64_t out[2])
 {
-    char *end;
-    const char *p = text;
-    for (int i = 0; i < 2; i++) {
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (errno || end == p || v < min || v > MAX_TILE_SIDE || (*p < '0' || *p > '9'))
-            break;
-        out[i] = v;
-        if (*end == '\0') {
-            if (i == 0)
-                out[1] = v;
-            return 1;
-        }
-        if (i == 1 || *end != 'x')
-            break;
-        p = end + 1;
-    }
-    cli_usage_error(cli, "%s: '%s' is not N or HxW with whole numbers from %lld to %lld", option,
-                    text, min, MAX_TILE_SIDE);
-    return 0;
+    int count;
+    if (!cli_parse_int_list(cli, option, text, 'x', 1, 2, min, MAX_TILE_SIDE, "N or HxW", out,
+                            &count))
+        return 0;
+    if (count == 1)
+        out[1] = out[0];
+    return 1;
 }
 
 /* "Y,X" or "T,Y,X": any integers. */
 static int parse_shift(const sdl_cli *cli, const char *text, int64_t shift[3])
 {
     int64_t values[3];
-    int n = 0;
-    const char *p = text;
-    for (;;) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (errno || end == p || n == 3)
-            break;
-        values[n++] = v;
-        if (*end == '\0') {
-            if (n < 2)
-                break;
-            shift[0] = n == 3 ? values[0] : 0;
-            shift[1] = values[n - 2];
-            shift[2] = values[n - 1];
-            return 1;
-        }
-        if (*end != ',')
-            break;
-        p = end + 1;
-    }
-    cli_usage_error(cli, "--shift: '%s' is not Y,X or T,Y,X with whole numbers", text);
-    return 0;
+    int count;
+    if (!cli_parse_int_list(cli, "--shift", text, ',', 2, 3, INT64_MIN, INT64_MAX, "Y,X or T,Y,X",
+                            values, &count))
+        return 0;
+    shift[0] = count == 3 ? values[0] : 0;
+    shift[1] = values[count - 2];
+    shift[2] = values[count - 1];
+    return 1;
 }
 
 /* Handle a grid option; 1 if it was one (check cli->exit_now). */
@@ -922,27 +894,14 @@ static int cmd_merge(sdl_cli *cli, int argc, char **argv)
 static int parse_canvas(const sdl_cli *cli, const char *text, int64_t canvas[3])
 {
     int64_t values[3];
-    int n = 0;
-    const char *p = text;
-    for (;;) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (errno || end == p || *p < '0' || *p > '9' || v < 1 || n == 3)
-            break;
-        values[n++] = v;
-        if (*end == '\0' && n >= 2) {
-            canvas[0] = n == 3 ? values[0] : 1;
-            canvas[1] = values[n - 2];
-            canvas[2] = values[n - 1];
-            return 1;
-        }
-        if (*end != 'x')
-            break;
-        p = end + 1;
-    }
-    cli_usage_error(cli, "grid: canvas '%s' is not HxW or TxHxW with positive whole numbers", text);
-    return 0;
+    int count;
+    if (!cli_parse_int_list(cli, "grid: canvas", text, 'x', 2, 3, 1, INT64_MAX, "HxW or TxHxW",
+                            values, &count))
+        return 0;
+    canvas[0] = count == 3 ? values[0] : 1;
+    canvas[1] = values[count - 2];
+    canvas[2] = values[count - 1];
+    return 1;
 }
 
 static void print_grid(FILE *fp, const sdlk_tile_grid *grid, int json)

@@ -436,6 +436,38 @@ static sdlk_status check_sums(const read_bench *b, const char *what, sdlk_error 
     return SDLK_OK;
 }
 
+/* Save `set` to `path` in `format`, then time loading it (every data byte checksummed)
+ * against fread of the same file into a reused buffer with the same checksum. The file
+ * is left in place for the caller (the npy write benchmark reuses its bytes). */
+static sdlk_status measure_load(const bench_options *opt, const sdlk_tensor_set *set,
+                                sdlk_tensor_format format, const char *path, size_t data_bytes,
+                                const char *name, const char *note, sdlk_bench_report *report,
+                                sdlk_error *err)
+{
+    read_bench rb = {0};
+    snprintf(rb.path, sizeof rb.path, "%s", path);
+    sdlk_status st = sdlk_tensors_save(rb.path, set, format, 0, err);
+    if (st == SDLK_OK)
+        st = file_size_of(rb.path, &rb.file_size, err);
+    if (st != SDLK_OK)
+        return st;
+    rb.data_size = data_bytes;
+    rb.data_offset = rb.file_size - data_bytes; /* both formats end with the data */
+    st = read_bench_buffer(&rb, err);
+    if (st != SDLK_OK)
+        return st;
+    bench_log(opt, FAMILY, "%s", name);
+    st = sdlk_bench_compare(report, FAMILY, name, load_and_checksum, &rb,
+                            "fread + same checksum", fread_and_checksum, &rb,
+                            (double)rb.file_size, "MB/s", 1e6, opt->reps, err);
+    free(rb.buffer);
+    if (st == SDLK_OK)
+        st = check_sums(&rb, name, err);
+    if (st == SDLK_OK)
+        sdlk_bench_report_note(report, "%s", note);
+    return st;
+}
+
 static sdlk_status bench_npy(const bench_options *opt, io_scratch *s, size_t bytes,
                              sdlk_bench_report *report, sdlk_error *err)
 {
@@ -444,33 +476,16 @@ static sdlk_status bench_npy(const bench_options *opt, io_scratch *s, size_t byt
                                   err);
     if (st != SDLK_OK)
         return st;
-    char size_text[32], name[96];
+    char size_text[32], name[96], npy_path[4096];
     bench_format_size(size_text, sizeof size_text, bytes);
-
-    read_bench rb = {0};
-    snprintf(rb.path, sizeof rb.path, "%s/weights.npy", s->dir);
-    st = sdlk_tensors_save(rb.path, &s->weights, SDLK_FORMAT_NPY, 0, err);
-    if (st == SDLK_OK)
-        st = file_size_of(rb.path, &rb.file_size, err);
-    if (st != SDLK_OK)
-        return st;
-    rb.data_size = bytes;
-    rb.data_offset = rb.file_size - bytes;
-    st = read_bench_buffer(&rb, err);
-    if (st != SDLK_OK)
-        return st;
+    snprintf(npy_path, sizeof npy_path, "%s/weights.npy", s->dir);
     snprintf(name, sizeof name, "npy read %s f32", size_text);
-    bench_log(opt, FAMILY, "%s", name);
-    st = sdlk_bench_compare(report, FAMILY, name, load_and_checksum, &rb,
-                            "fread + same checksum", fread_and_checksum, &rb,
-                            (double)rb.file_size, "MB/s", 1e6, opt->reps, err);
-    free(rb.buffer);
-    if (st == SDLK_OK)
-        st = check_sums(&rb, name, err);
+    st = measure_load(opt, &s->weights, SDLK_FORMAT_NPY, npy_path, bytes, name,
+                      "page cache warm; both checksum every data byte; subject memory-maps, "
+                      "baseline freads into a reused buffer",
+                      report, err);
     if (st != SDLK_OK)
         return st;
-    sdlk_bench_report_note(report, "page cache warm; both checksum every data byte; subject "
-                                   "memory-maps, baseline freads into a reused buffer");
 
     write_bench wb = {.set = &s->weights, .format = SDLK_FORMAT_NPY};
     snprintf(wb.path, sizeof wb.path, "%s/out.npy", s->dir);
@@ -478,7 +493,7 @@ static sdlk_status bench_npy(const bench_options *opt, io_scratch *s, size_t byt
     snprintf(wb.baseline_tmp, sizeof wb.baseline_tmp, "%s/.out-baseline.npy.tmp", s->dir);
     free(s->file_bytes);
     s->file_bytes = NULL;
-    st = slurp(rb.path, &s->file_bytes, &wb.size, err);
+    st = slurp(npy_path, &s->file_bytes, &wb.size, err);
     if (st != SDLK_OK)
         return st;
     wb.bytes = s->file_bytes;
@@ -504,35 +519,16 @@ static sdlk_status bench_safetensors(const bench_options *opt, io_scratch *s, si
                                   (int64_t)(bytes / (size_t)count / 4 / cols), cols, err);
     if (st != SDLK_OK)
         return st;
-    char size_text[32], name[96];
+    char size_text[32], name[96], path[4096];
     bench_format_size(size_text, sizeof size_text, bytes);
-
-    read_bench rb = {0};
-    snprintf(rb.path, sizeof rb.path, "%s/layers.safetensors", s->dir);
-    st = sdlk_tensors_save(rb.path, &s->layers, SDLK_FORMAT_SAFETENSORS, 0, err);
-    if (st == SDLK_OK)
-        st = file_size_of(rb.path, &rb.file_size, err);
-    if (st != SDLK_OK)
-        return st;
-    rb.data_size = bytes;
-    rb.data_offset = rb.file_size - bytes; /* the data buffer is the end of the file */
-    st = read_bench_buffer(&rb, err);
-    if (st != SDLK_OK)
-        return st;
+    snprintf(path, sizeof path, "%s/layers.safetensors", s->dir);
     snprintf(name, sizeof name, "safetensors load %d tensors, %s", count, size_text);
-    bench_log(opt, FAMILY, "%s", name);
-    st = sdlk_bench_compare(report, FAMILY, name, load_and_checksum, &rb,
-                            "fread + same checksum", fread_and_checksum, &rb,
-                            (double)rb.file_size, "MB/s", 1e6, opt->reps, err);
-    free(rb.buffer);
-    if (st == SDLK_OK)
-        st = check_sums(&rb, name, err);
-    if (st != SDLK_OK)
-        return st;
-    sdlk_bench_report_note(report, "page cache warm; both checksum every tensor byte; "
-                                   "subject memory-maps and validates the header");
-    unlink(rb.path);
-    return SDLK_OK;
+    st = measure_load(opt, &s->layers, SDLK_FORMAT_SAFETENSORS, path, bytes, name,
+                      "page cache warm; both checksum every tensor byte; subject memory-maps "
+                      "and validates the header",
+                      report, err);
+    unlink(path);
+    return st;
 }
 
 /* The same tensors as `count` records of a tensor stream, read through a FILE*. */

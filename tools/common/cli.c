@@ -153,6 +153,35 @@ int cli_parse_double(const sdl_cli *cli, const char *option, const char *text, d
     return 1;
 }
 
+int cli_parse_int_list(const sdl_cli *cli, const char *option, const char *text, char sep,
+                       int min_count, int max_count, long long min, long long max,
+                       const char *form, int64_t *values, int *count)
+{
+    const char *p = text;
+    int n = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        int digit_or_minus = (*p >= '0' && *p <= '9') || (*p == '-' && p[1] >= '0' && p[1] <= '9');
+        long long v = strtoll(p, &end, 10);
+        if (!digit_or_minus || errno || end == p || v < min || v > max || n == max_count)
+            break;
+        values[n++] = v;
+        if (*end == '\0') {
+            if (n < min_count)
+                break;
+            *count = n;
+            return 1;
+        }
+        if (*end != sep)
+            break;
+        p = end + 1;
+    }
+    cli_usage_error(cli, "%s: '%s' is not %s with whole numbers from %lld to %lld", option, text,
+                    form, min, max);
+    return 0;
+}
+
 int cli_threads(const sdl_cli *cli, sdlk_error *err)
 {
     int n = 1;

@@ -15,6 +15,7 @@
 #define SDL_TOOLS_CLI_H
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "core/error.h"
@@ -72,6 +73,14 @@ int cli_parse_long(const sdl_cli *cli, const char *option, const char *text, lon
                    long *out);
 int cli_parse_double(const sdl_cli *cli, const char *option, const char *text, double min,
                      double max, double *out);
+
+/* Parse a list of 1..max_count whole numbers separated by `sep` ("128x96", "-7,1003"),
+ * each within [min, max]; *count receives how many were given. A leading '+' or spaces
+ * are refused. On failure prints a usage error naming the option and the expected form
+ * (`form`, e.g. "N or HxW") and returns 0. */
+int cli_parse_int_list(const sdl_cli *cli, const char *option, const char *text, char sep,
+                       int min_count, int max_count, long long min, long long max,
+                       const char *form, int64_t *values, int *count);
 
 /* The thread count for this run (--threads, SDL_THREADS, cores). */
 int cli_threads(const sdl_cli *cli, sdlk_error *err);
