@@ -208,15 +208,37 @@ static sdlk_status parse_dict(npy_cursor *c, npy_header *h)
     return SDLK_OK;
 }
 
+/* Fixed-width strings: '|S<n>' (bytes) and '<U<n>' / '>U<n>' (UTF-32 code points) become
+ * u8 / u32 elements with an extra trailing dimension of n (*chars = n; 0 for every other
+ * descr). n is 1..NPY_MAX_CHARS. */
+#define NPY_MAX_CHARS 1000000
+
 /* descr such as "<f4" -> dtype and whether the bytes need swapping on this host. */
 static sdlk_status parse_descr(const char *descr, const char *name, sdlk_dtype *dtype, int *swap,
-                               sdlk_error *err)
+                               int64_t *chars, sdlk_error *err)
 {
+    *chars = 0;
     char order = descr[0];
     if (order != '<' && order != '>' && order != '=' && order != '|')
         return sdlk_error_set(err, SDLK_ERR_FORMAT, "%s: descr '%s' lacks a byte-order character",
                               name, descr);
     char kind = descr[1];
+    if (kind == 'S' || kind == 'U') {
+        const char *p = descr + 2;
+        int64_t n = 0;
+        while (isdigit((unsigned char)*p) && n <= NPY_MAX_CHARS)
+            n = n * 10 + (*p++ - '0');
+        if (*p || n < 1 || n > NPY_MAX_CHARS)
+            return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
+                                  "%s: dtype '%s' is not supported (string width 1..%d)", name,
+                                  descr, NPY_MAX_CHARS);
+        *chars = n;
+        *dtype = kind == 'S' ? SDLK_U8 : SDLK_U32;
+        int little = order == '<' || ((order == '=' || order == '|') &&
+                                      sdlk_host_is_little_endian());
+        *swap = kind == 'U' && little != sdlk_host_is_little_endian();
+        return SDLK_OK;
+    }
     const char *digits = descr + (kind ? 2 : 1);
     int size = 0;
     if (*digits && strlen(digits) <= 2 && isdigit((unsigned char)digits[0]) &&
@@ -276,8 +298,17 @@ sdlk_status sdlk_npy_parse(sdlk_storage *storage, size_t offset, size_t size, co
         return st;
     sdlk_dtype dtype = SDLK_U8;
     int swap = 0;
-    if ((st = parse_descr(h.descr, name, &dtype, &swap, err)))
+    int64_t chars = 0;
+    if ((st = parse_descr(h.descr, name, &dtype, &swap, &chars, err)))
         return st;
+    int array_ndim = h.ndim; /* dimensions of the array, without the string's */
+    if (chars) {
+        if (h.ndim >= SDLK_MAX_DIMS)
+            return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
+                                  "%s: a string array of %d dimensions (at most %d)", name,
+                                  h.ndim, SDLK_MAX_DIMS - 1);
+        h.shape[h.ndim++] = chars;
+    }
     uint64_t numel;
     if ((st = sdlk_shape_numel(h.ndim, h.shape, dtype, &numel, err))) {
         sdlk_error_prefix(err, "%s", name);
@@ -299,8 +330,12 @@ sdlk_status sdlk_npy_parse(sdlk_storage *storage, size_t offset, size_t size, co
         sdlk_error_prefix(err, "%s", name);
         return st;
     }
-    if (h.fortran_order) /* same bytes, column-major: only the strides change */
-        sdlk_strides_f(out->ndim, out->shape, sdlk_dtype_size(dtype), out->strides);
+    if (h.fortran_order) { /* same bytes, column-major: only the strides change */
+        size_t elem = sdlk_dtype_size(dtype) * (size_t)(chars ? chars : 1);
+        sdlk_strides_f(array_ndim, out->shape, elem, out->strides);
+        if (chars) /* a string's characters stay contiguous */
+            out->strides[array_ndim] = (int64_t)sdlk_dtype_size(dtype);
+    }
     return SDLK_OK;
 }
 

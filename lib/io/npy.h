@@ -7,6 +7,12 @@
  *   dimensions. Every header field is validated (dict syntax, required keys, shape
  *   overflow, data size against the bytes present); anything else (object arrays,
  *   structured dtypes, complex) is SDLK_ERR_UNSUPPORTED with the descr named.
+ *   Fixed-width strings are read as raw code units with one more trailing dimension:
+ *   '|S<n>' (bytes) is a u8 tensor of shape [..., n], '<U<n>' / '>U<n>' (UTF-32) a u32
+ *   tensor of shape [..., n] holding the code points in host order (NUL-padded as NumPy
+ *   stores them; n from 1 to 1,000,000, at most SDLK_MAX_DIMS - 1 array dimensions).
+ *   This is how scipy.sparse.save_npz's 'format' member ('<U3' "csr") is read. Such a
+ *   tensor writes back as a plain u8/u32 array, not as a string array.
  *   A little-endian array whose data is suitably aligned is returned as a view into the
  *   caller's storage (no copy; Fortran order becomes Fortran strides); big-endian data
  *   is copied and byte-swapped. The data must be exactly as long as the header says

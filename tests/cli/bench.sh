@@ -67,6 +67,19 @@ else
     grep -q '"speedup"' "$tmp/report.json" || bad "JSON report without speedup"
 fi
 
+# qmatmul: every width and the int8 route against sgemm, each row naming its route; the
+# quantizer against memcpy. The family checks its results itself (exit 1 on a mismatch).
+"$bench" --quick --tmpdir "$tmp" qmatmul >"$tmp/qtable" 2>"$tmp/qlog"; rc=$?
+[ $rc -eq 0 ] || bad "--quick qmatmul exits $rc: $(cat "$tmp/qlog")"
+for w in w1a1 w1a2 w2a2 w4a4 w8a8 "int8 s8xs8"; do
+    grep -Eq "^qmatmul  *$w 512\^3 \((bitserial|int8), (avx2|scalar)\) \[[0-9]+\] +[0-9.]+ GOPS  +OpenBLAS sgemm +[0-9.]+ GOPS +[0-9]+\.[0-9][0-9]x +3$" \
+        "$tmp/qtable" || bad "no well-formed qmatmul $w row"
+done
+grep -q "^qmatmul  *int8 s8xs8 512^3 (int8," "$tmp/qtable" || bad "forced int8 route not taken"
+grep -Eq "^qmatmul  *quantize 16 MiB f32, 4-bit, group 128 \[[0-9]+\] +[0-9.]+ GB/s  +memcpy of the same bytes +[0-9.]+ GB/s" \
+    "$tmp/qtable" || bad "no quantize row"
+[ "$(grep -c "64 spot checks exact" "$tmp/qtable")" -eq 6 ] || bad "GEMM rows without their checks"
+
 "$bench" --quick no-such-family >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] || bad "unknown family exits $rc (want 2)"
 grep -q "no-such-family" "$tmp/err" || bad "unknown family not named: $(cat "$tmp/err")"

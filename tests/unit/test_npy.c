@@ -266,7 +266,11 @@ START_TEST(bad_headers)
     /* dtypes outside the supported set, by name */
     expect_bad(1, "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }\n", 8, U);
     expect_bad(1, "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }\n", 8, U);
-    expect_bad(1, "{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }\n", 12, U);
+    expect_bad(1, "{'descr': '<U0', 'fortran_order': False, 'shape': (1,), }\n", 0, U);
+    expect_bad(1, "{'descr': '|S', 'fortran_order': False, 'shape': (1,), }\n", 0, U);
+    expect_bad(1, "{'descr': '<U3x', 'fortran_order': False, 'shape': (1,), }\n", 12, U);
+    expect_bad(1, "{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }\n", 8, F);
+    expect_bad(1, "{'descr': '|S1', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1), }\n", 1, U);
     expect_bad(1, "{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (1,), }\n", 4, U);
     expect_bad(1, "{'descr': 'f4', 'fortran_order': False, 'shape': (1,), }\n", 4, F);
     /* shapes whose products overflow, and dims that do not fit 64 bits */
@@ -286,6 +290,55 @@ START_TEST(bad_headers)
     expect_bad(1, "{'descr': '<f\\x34', 'fortran_order': False, 'shape': (1,)}\n", 4, F);
     expect_bad(1, "", 0, F);
     expect_bad(4, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", 4, U);
+}
+END_TEST
+
+/* Fixed-width strings: scipy.sparse.save_npz's 'format' member is np.array('csr'), a
+ * '<U3' scalar; '|S<n>' bytes; big-endian UTF-32; Fortran order keeps each string's
+ * characters contiguous. */
+START_TEST(string_arrays)
+{
+    sdlk_tensor t;
+    sdlk_error err = {0};
+    size_t len;
+    const uint32_t csr[3] = {'c', 's', 'r'};
+    uint8_t *b = npy_bytes(1, "{'descr': '<U3', 'fortran_order': False, 'shape': (), }\n", csr,
+                           sizeof csr, &len);
+    ck_assert_int_eq(parse_bytes(b, len, &t, &err), SDLK_OK);
+    ck_assert_int_eq(t.dtype, SDLK_U32);
+    ck_assert_int_eq(t.ndim, 1);
+    ck_assert_int_eq(t.shape[0], 3);
+    for (int64_t i = 0; i < 3; i++)
+        ck_assert_int_eq((int)sdlk_tensor_get(&t, &i), (int)"csr"[i]);
+    sdlk_tensor_free(&t);
+    free(b);
+
+    const uint8_t be[8] = {0, 0, 0, 'o', 0, 0, 0, 'k'};
+    b = npy_bytes(1, "{'descr': '>U2', 'fortran_order': False, 'shape': (1,), }\n", be,
+                  sizeof be, &len);
+    ck_assert_int_eq(parse_bytes(b, len, &t, &err), SDLK_OK);
+    ck_assert_int_eq(t.ndim, 2);
+    ck_assert_int_eq(t.shape[1], 2);
+    int64_t i01[2] = {0, 1};
+    ck_assert_int_eq((int)sdlk_tensor_get(&t, i01), 'k');
+    sdlk_tensor_free(&t);
+    free(b);
+
+    /* [[b"ab", b"cd"], [b"ef", b"gh"]] stored column-major: ab ef cd gh */
+    b = npy_bytes(1, "{'descr': '|S2', 'fortran_order': True, 'shape': (2, 2), }\n",
+                  "abefcdgh", 8, &len);
+    ck_assert_int_eq(parse_bytes(b, len, &t, &err), SDLK_OK);
+    ck_assert_int_eq(t.dtype, SDLK_U8);
+    ck_assert_int_eq(t.ndim, 3);
+    const char *expect[2][2] = {{"ab", "cd"}, {"ef", "gh"}};
+    for (int64_t r = 0; r < 2; r++)
+        for (int64_t c = 0; c < 2; c++)
+            for (int64_t k = 0; k < 2; k++) {
+                int64_t idx[3] = {r, c, k};
+                ck_assert_int_eq((int)sdlk_tensor_get(&t, idx), expect[r][c][k]);
+            }
+    sdlk_tensor_free(&t);
+    free(b);
 }
 END_TEST
 
@@ -348,6 +401,7 @@ int main(void)
     tcase_add_test(tc, roundtrip_every_dtype_and_shape);
     tcase_add_test(tc, strided_tensor_is_written_in_c_order);
     tcase_add_test(tc, bad_headers);
+    tcase_add_test(tc, string_arrays);
     tcase_add_test(tc, bad_preambles);
     tcase_add_test(tc, write_errors_are_reported);
     suite_add_tcase(s, tc);

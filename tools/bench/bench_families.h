@@ -71,4 +71,13 @@ void bench_format_size(char *buf, size_t cap, uint64_t bytes);
 /* Tensor file and image I/O against plain stdio/libpng (tools/bench/io.c). */
 sdlk_status bench_io(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
 
+/* Bit-composed GEMM and n-bit quantization vs OpenBLAS sgemm / memcpy (tools/bench/qmatmul.c). */
+sdlk_status bench_qmatmul(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
+
+/* Quantized MLP on real handwritten digits: accuracy and speed vs float (tools/bench/digits.c). */
+sdlk_status bench_digits(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
+
+/* Sparse Graph Translation and CPU SpMM, condensed vs CSR vs SciPy (tools/bench/gnn.c). */
+sdlk_status bench_gnn(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
+
 #endif

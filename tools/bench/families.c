@@ -6,6 +6,11 @@
 const bench_family bench_families[] = {
     {"io", "tensor files (npy, safetensors, tensor stream) and PNG decode vs stdio/libpng",
      bench_io},
+    {"qmatmul", "bit-composed GEMM (w1a1..w8a8, int8) vs OpenBLAS sgemm; 4-bit quantize vs memcpy",
+     bench_qmatmul},
+    {"digits", "quantized MLP on real digits: accuracy per precision vs float, inference speed",
+     bench_digits},
+    {"gnn", "Sparse Graph Translation and CPU SpMM: condensed tiles vs CSR vs SciPy", bench_gnn},
     {NULL, NULL, NULL},
 };
 
