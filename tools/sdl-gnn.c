@@ -283,15 +283,12 @@ int main(int argc, char **argv)
     }
     if (st == SDLK_OK) {
         long pick = 1;
-        for (long r = 1; r <= reps; r++) { /* the median: as many passes below as above */
-            long below = 0, above = 0;
-            for (long q = 1; q <= reps; q++) {
+        for (long r = 1; r <= reps; r++) { /* the median: (reps - 1) / 2 passes below it */
+            long below = 0;
+            for (long q = 1; q <= reps; q++)
                 below += totals[q] < totals[r] || (totals[q] == totals[r] && q < r);
-                above += totals[q] > totals[r] || (totals[q] == totals[r] && q > r);
-            }
             if (below == (reps - 1) / 2)
                 pick = r;
-            (void)above;
         }
         timing = passes[pick];
     }

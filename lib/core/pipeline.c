@@ -337,7 +337,8 @@ static sdlk_status run_stage(pipeline *p, int s, node *n, int worker)
                      stage->name ? stage->name : "?", sdlk_status_name(st));
         }
     }
-    maybe_rebalance(p, t1);
+    /* the clock is read again under the lock so that logged times never go backwards */
+    maybe_rebalance(p, sdlk_now_ns());
     pthread_mutex_unlock(&p->lock);
     return st;
 }

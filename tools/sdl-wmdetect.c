@@ -1,0 +1,383 @@
+/* sdl-wmdetect -- find a keyed watermark in images and read its message (see
+ * man/sdl-wmdetect.1).
+ *
+ *   sdl-wmdetect -k KEY|--key-file F [--fpr P] [--tile N] [--scales LIST]
+ *                [--pipeline MODE] [--json] [-o FILE] [-q] [--threads N] INPUT...
+ *
+ * Images flow through the staged pipeline of lib/core/pipeline.h: decode (read + luma)
+ * -> locate (fold + offset/scale search) -> extract (soft bits) -> decide (p-value + RS),
+ * each stage given threads in proportion to its measured cost. One line per image, in
+ * input order; an image that cannot be read or is too small is reported on its line and
+ * the run goes on (exit status 1 at the end).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "core/pipeline.h"
+#include "image/image.h"
+#include "inputs.h"
+#include "wm/wm.h"
+
+enum {
+    OPT_KEY_FILE = CLI_OPT_FIRST_TOOL_OPTION,
+    OPT_TILE,
+    OPT_FPR,
+    OPT_SCALES,
+    OPT_PIPELINE,
+};
+
+static void usage(FILE *out)
+{
+    fputs("Usage: sdl-wmdetect -k KEY|--key-file FILE [OPTION]... INPUT...\n"
+          "Detect the watermark of a key in images and read its 48-bit message. INPUT:\n"
+          "image files, directories (walked recursively) or '-' (a list of paths on stdin).\n"
+          "\n"
+          "  -k, --key KEY        secret key used by sdl-wmembed\n"
+          "      --key-file FILE  read the key from FILE (one trailing newline dropped)\n"
+          "      --fpr P          false-positive rate of the decision (default 1e-6)\n"
+          "      --tile N         tile size used at embedding (default 64)\n"
+          "      --scales LIST    resize factors searched, comma-separated, tried in order\n"
+          "                       (default 1,0.5,2,0.75,1.5)\n"
+          "      --pipeline MODE  adaptive (default), fixed or sequential\n"
+          "      --json           one JSON object per image (JSON lines)\n"
+          "  -o, --output FILE    write the report to FILE (atomically) instead of stdout\n"
+          "  -q, --quiet          no summary line on stderr\n"
+          "      --threads N      worker threads (default SDL_THREADS, else cores)\n"
+          "  -h, --help           show this help and exit\n"
+          "  -V, --version        show the version and exit\n"
+          "\n"
+          "Each line: file, detected or not, the p-value (the probability that an image\n"
+          "without this key's watermark scores as well, search included), the message when\n"
+          "it decodes, pilot agreement, tiles used, offset, scale and time.\n"
+          "Exit status: 0 every image examined (whether or not marked), 1 some image could\n"
+          "not be read or was too small, 2 usage error.\n",
+          out);
+}
+
+static const struct option long_options[] = {
+    {"key", required_argument, NULL, 'k'},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"fpr", required_argument, NULL, OPT_FPR},
+    {"tile", required_argument, NULL, OPT_TILE},
+    {"scales", required_argument, NULL, OPT_SCALES},
+    {"pipeline", required_argument, NULL, OPT_PIPELINE},
+    CLI_COMMON_LONG_OPTIONS,
+    {0},
+};
+
+/* One image on its way through the stages. */
+typedef struct det_item {
+    const char *path;
+    sdlk_wm_plane luma;
+    sdlk_wm_sync sync;
+    float soft[SDLK_WM_GROUPS];
+    sdlk_wm_result result;
+    double seconds; /* time spent in the stages */
+} det_item;
+
+typedef struct det_ctx {
+    const sdlk_wm_key *key;
+    sdlk_wm_detect_params params;
+    const cli_inputs *inputs;
+    size_t next;
+    const sdl_cli *cli;
+    FILE *out;
+    int64_t detected, failed;
+} det_ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static sdlk_status stage_decode(void *ctx, void *p, int worker, sdlk_error *err)
+{
+    det_item *item = p;
+    double t0 = now_s();
+    sdlk_tensor img;
+    sdlk_status st = sdlk_image_read(item->path, &img, NULL, err);
+    if (st == SDLK_OK) {
+        st = sdlk_wm_luma_from_image(&img, &item->luma, err);
+        sdlk_tensor_free(&img);
+    }
+    item->seconds += now_s() - t0;
+    return st;
+}
+
+static sdlk_status stage_locate(void *ctx, void *p, int worker, sdlk_error *err)
+{
+    det_ctx *c = ctx;
+    det_item *item = p;
+    double t0 = now_s();
+    sdlk_status st = sdlk_wm_locate(&item->luma, c->key, &c->params, &item->sync, err);
+    if (st != SDLK_OK)
+        sdlk_error_prefix(err, "%s", item->path); /* lib/wm does not know the file */
+    sdlk_wm_plane_free(&item->luma);
+    item->seconds += now_s() - t0;
+    return st;
+}
+
+static sdlk_status stage_extract(void *ctx, void *p, int worker, sdlk_error *err)
+{
+    det_ctx *c = ctx;
+    det_item *item = p;
+    double t0 = now_s();
+    sdlk_wm_extract_soft(&item->sync, c->key, item->soft);
+    item->seconds += now_s() - t0;
+    return SDLK_OK;
+}
+
+static sdlk_status stage_decide(void *ctx, void *p, int worker, sdlk_error *err)
+{
+    det_ctx *c = ctx;
+    det_item *item = p;
+    double t0 = now_s();
+    sdlk_wm_decode_decide(c->key, &item->sync, item->soft, c->params.fpr, &item->result);
+    item->seconds += now_s() - t0;
+    return SDLK_OK;
+}
+
+static sdlk_status source(void *ctx, void **out, sdlk_error *err)
+{
+    det_ctx *c = ctx;
+    if (c->next >= c->inputs->count)
+        return SDLK_ERR_EOF;
+    det_item *item = calloc(1, sizeof *item);
+    if (!item)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+    item->path = c->inputs->paths[c->next++];
+    *out = item;
+    return SDLK_OK;
+}
+
+static void free_item(void *ctx, void *p)
+{
+    det_item *item = p;
+    sdlk_wm_plane_free(&item->luma);
+    sdlk_wm_sync_free(&item->sync);
+    free(item);
+}
+
+static void print_item(det_ctx *c, const det_item *item, const sdlk_error *item_err)
+{
+    FILE *out = c->out;
+    if (item_err) {
+        fprintf(stderr, "%s: %s\n", c->cli->prog, item_err->msg);
+        if (c->cli->json) {
+            fputs("{\"file\":", out);
+            cli_json_string(out, item->path);
+            fputs(",\"ok\":false,\"error\":", out);
+            cli_json_string(out, item_err->msg);
+            fputs("}\n", out);
+        } else {
+            fprintf(out, "%s: error: %s\n", item->path, item_err->msg);
+        }
+        return;
+    }
+    const sdlk_wm_result *r = &item->result;
+    const sdlk_wm_sync *s = &item->sync;
+    char hex[13] = "";
+    if (r->detected && r->message_ok)
+        sdlk_wm_message_format(r->message, hex);
+    char p_text[32];
+    if (r->p_value > 0)
+        snprintf(p_text, sizeof p_text, "%.3g", r->p_value);
+    else
+        snprintf(p_text, sizeof p_text, "1e%.1f", r->log10_p);
+    if (c->cli->json) {
+        fputs("{\"file\":", out);
+        cli_json_string(out, item->path);
+        fprintf(out, ",\"ok\":true,\"detected\":%s,\"p_value\":%.6g,\"log10_p\":%.3f,"
+                     "\"fpr\":%g,\"message\":",
+                r->detected ? "true" : "false", r->p_value, r->log10_p, c->params.fpr);
+        if (hex[0])
+            cli_json_string(out, hex);
+        else
+            fputs("null", out);
+        fprintf(out, ",\"pilots_agree\":%d,\"pilots\":%d,\"hypotheses\":%lld,\"tiles\":%.2f,"
+                     "\"offset\":[%d,%d],\"scale\":%g,\"rs_corrected\":%d,\"rs_erasures\":%d,"
+                     "\"time_ms\":%.3f}\n",
+                r->pilot_agree, r->pilots, (long long)s->hypotheses, s->tiles, s->offset_y,
+                s->offset_x, s->scale, r->message_ok ? r->rs_corrected : -1,
+                r->message_ok ? r->rs_erasures : -1, item->seconds * 1e3);
+    } else {
+        fprintf(out, "%s: %s  message %s  p %s  pilots %d/%d  tiles %.1f  offset %d,%d  "
+                     "scale %g  %.1f ms\n",
+                item->path, r->detected ? "detected" : "not detected",
+                hex[0] ? hex : r->detected ? "unreadable" : "-", p_text, r->pilot_agree,
+                r->pilots, s->tiles, s->offset_y, s->offset_x, s->scale, item->seconds * 1e3);
+    }
+}
+
+static sdlk_status sink(void *ctx, void *p, sdlk_status item_status, const sdlk_error *item_err,
+                        int failed_stage, sdlk_error *err)
+{
+    det_ctx *c = ctx;
+    det_item *item = p;
+    if (item_status == SDLK_ERR_NOMEM) {
+        sdlk_error_set(err, SDLK_ERR_NOMEM, "%s", item_err->msg);
+        free_item(NULL, item);
+        return SDLK_ERR_NOMEM;
+    }
+    print_item(c, item, item_status == SDLK_OK ? NULL : item_err);
+    if (item_status != SDLK_OK)
+        c->failed++;
+    else
+        c->detected += item->result.detected;
+    free_item(NULL, item);
+    if (ferror(c->out))
+        return sdlk_error_set(err, SDLK_ERR_IO, "write error on the report");
+    return SDLK_OK;
+}
+
+static int parse_scales(const sdl_cli *cli, const char *text, sdlk_wm_detect_params *p)
+{
+    p->n_scales = 0;
+    const char *s = text;
+    while (*s) {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || end == s || !(v >= 0.125 && v <= 8) || (*end && *end != ',') ||
+            p->n_scales == SDLK_WM_MAX_SCALES) {
+            cli_usage_error(cli, "--scales: '%s' is not a list of 1 to %d factors from 0.125 "
+                            "to 8", text, SDLK_WM_MAX_SCALES);
+            return 0;
+        }
+        p->scales[p->n_scales++] = v;
+        s = *end ? end + 1 : end;
+    }
+    if (p->n_scales == 0) {
+        cli_usage_error(cli, "--scales: empty list");
+        return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    sdl_cli cli;
+    cli_init(&cli, "sdl-wmdetect");
+    const char *key_text = NULL, *key_file = NULL;
+    long tile = SDLK_WM_DEFAULT_TILE;
+    det_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    sdlk_wm_detect_params_init(&ctx.params);
+    sdlk_pipeline_mode mode = SDLK_PIPE_ADAPTIVE;
+    sdlk_error err = {0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "k:" CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) !=
+           -1) {
+        if (cli_common_option(&cli, opt, optarg, usage)) {
+            if (cli.exit_now)
+                return cli.exit_code;
+            continue;
+        }
+        switch (opt) {
+        case 'k': key_text = optarg; break;
+        case OPT_KEY_FILE: key_file = optarg; break;
+        case OPT_FPR:
+            if (!cli_parse_double(&cli, "--fpr", optarg, 1e-300, 1, &ctx.params.fpr))
+                return SDL_EXIT_USAGE;
+            break;
+        case OPT_TILE:
+            if (!cli_parse_long(&cli, "--tile", optarg, SDLK_WM_MIN_TILE, SDLK_WM_MAX_TILE, &tile))
+                return SDL_EXIT_USAGE;
+            if (tile % 8)
+                return cli_usage_error(&cli, "--tile: %ld is not a multiple of 8", tile);
+            break;
+        case OPT_SCALES:
+            if (!parse_scales(&cli, optarg, &ctx.params))
+                return SDL_EXIT_USAGE;
+            break;
+        case OPT_PIPELINE:
+            if (sdlk_pipeline_mode_parse(optarg, &mode, &err) != SDLK_OK)
+                return cli_usage_error(&cli, "--pipeline: '%s' is not adaptive, fixed or "
+                                       "sequential", optarg);
+            break;
+        default:
+            return cli_usage_error(&cli, "unexpected option");
+        }
+    }
+    if (!key_text == !key_file)
+        return cli_usage_error(&cli, "give the key with exactly one of -k KEY or --key-file FILE");
+    if (optind >= argc)
+        return cli_usage_error(&cli, "no input images");
+    int threads = cli_threads(&cli, &err);
+    if (threads <= 0)
+        return cli_fail(&cli, &err);
+
+    cli_inputs inputs = {0};
+    if (cli_inputs_collect(&inputs, argv + optind, argc - optind, &err) != SDLK_OK)
+        return cli_fail(&cli, &err);
+    sdlk_wm_key key;
+    sdlk_status st = key_file ? sdlk_wm_key_derive_file(key_file, (int)tile, &key, &err)
+                              : sdlk_wm_key_derive(key_text, strlen(key_text), (int)tile, &key,
+                                                   &err);
+    if (st != SDLK_OK) {
+        cli_inputs_free(&inputs);
+        return cli_fail(&cli, &err);
+    }
+    sdlk_outfile report = {0};
+    ctx.out = stdout;
+    if (cli.output && !sdlk_path_is_stdio(cli.output)) {
+        if (sdlk_outfile_open(&report, cli.output, &err) != SDLK_OK) {
+            sdlk_wm_key_free(&key);
+            cli_inputs_free(&inputs);
+            return cli_fail(&cli, &err);
+        }
+        cli_track_output(&report);
+        ctx.out = report.fp;
+    }
+    ctx.key = &key;
+    ctx.inputs = &inputs;
+    ctx.cli = &cli;
+
+    sdlk_pipeline_stage stages[] = {
+        {"decode", stage_decode, &ctx},
+        {"locate", stage_locate, &ctx},
+        {"extract", stage_extract, &ctx},
+        {"decide", stage_decide, &ctx},
+    };
+    sdlk_pipeline_config config = SDLK_PIPELINE_CONFIG_INIT;
+    config.stages = stages;
+    config.n_stages = 4;
+    config.source = source;
+    config.source_ctx = &ctx;
+    config.sink = sink;
+    config.sink_ctx = &ctx;
+    config.discard = free_item;
+    config.threads = threads;
+    config.mode = mode;
+    config.in_order = 1;
+    sdlk_pipeline_stats stats;
+    st = sdlk_pipeline_run(&config, &stats, &err);
+    if (st == SDLK_OK && report.fp) {
+        st = sdlk_outfile_commit(&report, &err);
+        cli_track_output(NULL);
+    } else if (report.fp) {
+        sdlk_outfile_abort(&report);
+        cli_track_output(NULL);
+    }
+    if (st == SDLK_OK && !report.fp && fflush(stdout) != 0)
+        st = sdlk_error_set(&err, SDLK_ERR_IO, "write error on stdout");
+    if (st == SDLK_OK && !cli.quiet)
+        fprintf(stderr, "%s: %lld images, %lld detected, %lld failed; %.1f images/s "
+                        "(%s pipeline, %d threads)\n",
+                cli.prog, (long long)stats.items, (long long)ctx.detected,
+                (long long)ctx.failed, stats.items_per_s, sdlk_pipeline_mode_name(stats.mode),
+                stats.threads);
+    sdlk_pipeline_stats_free(&stats);
+    sdlk_wm_key_free(&key);
+    cli_inputs_free(&inputs);
+    if (st != SDLK_OK)
+        return cli_fail(&cli, &err);
+    return ctx.failed ? SDL_EXIT_FAIL : SDL_EXIT_OK;
+}
