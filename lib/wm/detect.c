@@ -142,6 +142,14 @@ static int resample_cyclic(const float *src, int in, float *dst, int out, float 
     return 0;
 }
 
+/* A chip of a pilot group, unpacked for the offset search's inner loop. */
+typedef struct pilot_chip {
+    uint16_t by, bx;  /* pattern block */
+    uint8_t coef;     /* index in the band */
+    uint8_t group;    /* pilot index 0..63 */
+    float sign;       /* chip sign */
+} pilot_chip;
+
 /* Scratch of one locate call. */
 typedef struct locate_work {
     float *white;     /* normalised luma, w x h */
@@ -150,7 +158,7 @@ typedef struct locate_work {
     float *tmp;       /* resampling scratch */
     float *coefs;     /* [(T/8)^2][12] DCT band of the tile at one block phase */
     float *best;      /* the same at the best hypothesis so far, pattern order */
-    int *pilot_chips; /* chip indices of the pilot groups */
+    struct pilot_chip *pilot_chips; /* the chips of the pilot groups */
     int n_pilot_chips;
 } locate_work;
 
@@ -169,7 +177,7 @@ static void locate_work_free(locate_work *wk)
 static void tile_band(const sdlk_wm_key *key, const float *tile, int ry, int rx, float *coefs)
 {
     int t = key->tile, nbs = key->blocks_per_side;
-    float block[64], out[8][8];
+    float block[64], rows[8][5];
     for (int by = 0; by < nbs; by++)
         for (int bx = 0; bx < nbs; bx++) {
             for (int i = 0; i < 8; i++) {
@@ -177,10 +185,22 @@ static void tile_band(const sdlk_wm_key *key, const float *tile, int ry, int rx,
                 for (int j = 0; j < 8; j++)
                     block[i * 8 + j] = row[(bx * 8 + rx + j) % t];
             }
-            wm_dct8x8(key->dct, block, 8, out);
+            /* only the band (u, v <= 4) of the 2-D DCT is needed */
+            for (int y = 0; y < 8; y++)
+                for (int v = 0; v < 5; v++) {
+                    float acc = 0.f;
+                    for (int x = 0; x < 8; x++)
+                        acc += block[y * 8 + x] * key->dct[v][x];
+                    rows[y][v] = acc;
+                }
             float *dst = coefs + (size_t)(by * nbs + bx) * SDLK_WM_COEFS;
-            for (int c = 0; c < SDLK_WM_COEFS; c++)
-                dst[c] = out[key->coef_u[c]][key->coef_v[c]];
+            for (int c = 0; c < SDLK_WM_COEFS; c++) {
+                int u = key->coef_u[c], v = key->coef_v[c];
+                float acc = 0.f;
+                for (int y = 0; y < 8; y++)
+                    acc += key->dct[u][y] * rows[y][v];
+                dst[c] = acc;
+            }
         }
     /* Equalise the band: the picture left in the folded tile is far stronger at low
      * frequencies than at high ones while the mark has the same amplitude at each, so
@@ -217,15 +237,17 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
                           float *best_coefs, int *improved)
 {
     int nbs = key->blocks_per_side;
-    for (int ay = 0; ay < nbs; ay++)
+    int rows[SDLK_WM_MAX_TILE / 8], cols[SDLK_WM_MAX_TILE / 8];
+    for (int ay = 0; ay < nbs; ay++) {
+        for (int by = 0; by < nbs; by++)
+            rows[by] = ((by + ay) % nbs) * nbs * SDLK_WM_COEFS;
         for (int ax = 0; ax < nbs; ax++) {
+            for (int bx = 0; bx < nbs; bx++)
+                cols[bx] = ((bx + ax) % nbs) * SDLK_WM_COEFS;
             float soft[SDLK_WM_PILOT_BITS] = {0};
             for (int i = 0; i < wk->n_pilot_chips; i++) {
-                int chip = wk->pilot_chips[i];
-                int b = chip / SDLK_WM_COEFS, c = chip % SDLK_WM_COEFS;
-                int fb = ((b / nbs + ay) % nbs) * nbs + (b % nbs + ax) % nbs;
-                soft[key->chip_group[chip] - SDLK_WM_CODED_BITS] +=
-                    key->chip_sign[chip] * coefs[fb * SDLK_WM_COEFS + c];
+                const pilot_chip *pc = &wk->pilot_chips[i];
+                soft[pc->group] += pc->sign * coefs[rows[pc->by] + cols[pc->bx] + pc->coef];
             }
             hypothesis h = {0, 0.0};
             for (int g = 0; g < SDLK_WM_PILOT_BITS; g++) {
@@ -241,13 +263,12 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
                 sync->offset_x = ax * 8 + rx;
                 sync->pilot_agree = h.agree;
                 /* store the band in pattern block order */
-                for (int b = 0; b < nbs * nbs; b++) {
-                    int fb = ((b / nbs + ay) % nbs) * nbs + (b % nbs + ax) % nbs;
+                for (int b = 0; b < nbs * nbs; b++)
                     memcpy(best_coefs + (size_t)b * SDLK_WM_COEFS,
-                           coefs + (size_t)fb * SDLK_WM_COEFS, sizeof *coefs * SDLK_WM_COEFS);
-                }
+                           coefs + rows[b / nbs] + cols[b % nbs], sizeof *coefs * SDLK_WM_COEFS);
             }
         }
+    }
 }
 
 static int scale_period(int tile, double scale)
@@ -288,6 +309,10 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
                 max_period = p;
         }
     }
+    if (usable == 0)
+        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "image %dx%d is too small for the "
+                              "resize factors searched (a factor s needs %d s pixels a side)",
+                              w, h, t);
     sync->tile = t;
     sync->hypotheses = (int64_t)usable * t * t;
 
@@ -317,8 +342,15 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
         wk.white[i] = (luma->data[i] - mean[i]) / (wk.white[i] + WHITEN_FLOOR);
     free(mean);
     for (int i = 0; i < key->chips; i++)
-        if (key->chip_group[i] >= SDLK_WM_CODED_BITS)
-            wk.pilot_chips[wk.n_pilot_chips++] = i;
+        if (key->chip_group[i] >= SDLK_WM_CODED_BITS) {
+            int b = i / SDLK_WM_COEFS;
+            pilot_chip pc = {(uint16_t)(b / key->blocks_per_side),
+                             (uint16_t)(b % key->blocks_per_side),
+                             (uint8_t)(i % SDLK_WM_COEFS),
+                             (uint8_t)(key->chip_group[i] - SDLK_WM_CODED_BITS),
+                             (float)key->chip_sign[i]};
+            wk.pilot_chips[wk.n_pilot_chips++] = pc;
+        }
 
     double log_fpr = log(params->fpr > 0.0 ? params->fpr : SDLK_WM_DEFAULT_FPR);
     double log_h = log((double)(sync->hypotheses > 0 ? sync->hypotheses : 1));
