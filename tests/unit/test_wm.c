@@ -70,7 +70,8 @@ static void attack_resize(const sdlk_tensor *img, double factor, sdlk_tensor *ou
                 if (factor == 0.5) {
                     v = 0;
                     for (int d = 0; d < 4; d++) {
-                        int64_t idx[3] = {2 * y + d / 2, 2 * x + d % 2, k};
+                        int64_t idx[3] = {2 * y + d / 2 < h ? 2 * y + d / 2 : h - 1,
+                                          2 * x + d % 2 < w ? 2 * x + d % 2 : w - 1, k};
                         v += sdlk_tensor_get(img, idx) / 4;
                     }
                 } else {
@@ -171,9 +172,10 @@ START_TEST(test_rs_capability)
         ck_assert(memcmp(copy, junk, 12) == 0); /* a failure leaves the word alone */
     int bad_erasure = 12;
     ck_assert_int_eq(sdlk_wm_rs_decode(&rs, junk, &bad_erasure, 1), -1);
+    sdlk_wm_rs_free(&rs);
+    sdlk_wm_rs_free(&rs); /* twice is harmless */
     ck_assert(sdlk_wm_rs_init(&rs, 250, 6, &err) == SDLK_ERR_ARG);
-    sdlk_wm_rs_free(&rs);
-    sdlk_wm_rs_free(&rs);
+    ck_assert(rs.fec == NULL);
 }
 END_TEST
 
