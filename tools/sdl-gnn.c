@@ -191,16 +191,12 @@ int main(int argc, char **argv)
                 return cli_usage_error(&cli, "--kernel: '%s' is not csr or condensed", optarg);
             condensed_kernel = strcmp(optarg, "condensed") == 0;
             break;
-        case OPT_ISA:
-            if (strcmp(optarg, "auto") == 0)
-                isa = SDLK_ISA_AUTO;
-            else if (strcmp(optarg, "portable") == 0)
-                isa = SDLK_ISA_PORTABLE;
-            else if (strcmp(optarg, "avx2") == 0)
-                isa = SDLK_ISA_AVX2;
-            else
-                return cli_usage_error(&cli, "--isa: '%s' is not auto, portable or avx2", optarg);
+        case OPT_ISA: {
+            sdlk_error isa_err = {0};
+            if (sdlk_isa_parse(optarg, &isa, &isa_err))
+                return cli_fail(&cli, &isa_err);
             break;
+        }
         case OPT_REPS:
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 1000, &reps))
                 return SDL_EXIT_USAGE;

@@ -17,6 +17,21 @@
 #define sdlk_sddmm_condensed_avx2 sddmm_condensed_portable
 #endif
 
+sdlk_status sdlk_isa_parse(const char *name, sdlk_isa *isa, sdlk_error *err)
+{
+    static const struct {
+        const char *name;
+        sdlk_isa isa;
+    } names[] = {{"auto", SDLK_ISA_AUTO}, {"portable", SDLK_ISA_PORTABLE}, {"avx2", SDLK_ISA_AVX2}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(name, names[i].name) == 0) {
+            *isa = names[i].isa;
+            return SDLK_OK;
+        }
+    }
+    return sdlk_error_set(err, SDLK_ERR_ARG, "--isa: '%s' is not auto, portable or avx2", name);
+}
+
 int sdlk_spmm_have_avx2(void)
 {
 #if HAVE_AVX2_KERNELS

@@ -47,6 +47,9 @@ typedef enum sdlk_isa {
 /* 1 when the AVX2+FMA kernels can run on this CPU. */
 int sdlk_spmm_have_avx2(void);
 
+/* "auto", "portable" or "avx2" -> *isa; SDLK_ERR_ARG naming the choices otherwise. */
+sdlk_status sdlk_isa_parse(const char *name, sdlk_isa *isa, sdlk_error *err);
+
 /* Y = A X over the CSR graph. `values` [edges] overrides the edge values (NULL: the
  * graph's values, or 1 for a pattern graph). */
 sdlk_status sdlk_spmm_csr(const sdlk_graph *g, const float *values, const float *x,
