@@ -10,8 +10,11 @@
  */
 #include "graph/sgt.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "graph/graph_internal.h"
 
@@ -61,23 +64,15 @@ static int bitset_init(bitset *s, int64_t n)
     return 1;
 }
 
-/* Insert `value`; returns 1 when it was not yet present. Summary bits are set only when
- * a word goes from empty to non-empty, so repeated columns cost one test. */
-static inline int bitset_insert(bitset *s, int64_t value)
+/* Insert `value`. Every level's bit is set unconditionally: the summary words are few
+ * and stay in L1, and testing first ("already present?", "word was empty?") costs a
+ * mispredicted branch on most graphs, where repeats are common but irregular. */
+static inline void bitset_insert(bitset *s, int64_t value)
 {
-    uint64_t *word = &s->level[0][value >> 6];
-    uint64_t bit = UINT64_C(1) << (value & 63);
-    if (*word & bit)
-        return 0;
-    int was_empty = *word == 0;
-    *word |= bit;
-    for (int l = 1; was_empty && l < s->levels; l++) {
+    for (int l = 0; l < s->levels; l++) {
+        s->level[l][value >> 6] |= UINT64_C(1) << (value & 63);
         value >>= 6;
-        word = &s->level[l][value >> 6];
-        was_empty = *word == 0;
-        *word |= UINT64_C(1) << (value & 63);
     }
-    return 1;
 }
 
 /* Emit the members below summary word `index` of `level` in ascending order, record the
@@ -107,14 +102,41 @@ static inline __attribute__((always_inline)) int32_t bitset_rank(const bitset *s
     return s->word_rank[value >> 6] + __builtin_popcountll(below);
 }
 
+/* Ask for transparent huge pages on a fresh, not yet touched output array. The output
+ * is ~30 bytes per edge, all written once: with 4 KiB pages the page faults (and their
+ * cgroup accounting) cost about a third of the whole translation, and on two threads
+ * they contend in the kernel. Advice only: failure, or a small array, changes nothing. */
+static void advise_huge_pages(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (!p || bytes < 2 * huge)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~((uintptr_t)page - 1);
+    if (page > 0 && end > begin)
+        madvise((void *)begin, end - begin, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 typedef struct sgt_job {
     const sdlk_graph *g;
     sdlk_sgt *out;
-    int32_t *sorted_cols;    /* pass 1 output at each window's CSR offset, [edges] */
     int64_t *window_distinct; /* [window_count] */
     int64_t *window_naive;    /* [window_count] */
     sgt_scratch *scratch;     /* [pool size] */
 } sgt_job;
+
+/* log2 of a power-of-two tile width, else -1: the per-column and per-nonzero divisions
+ * by the width (an integer divide each) become shifts and masks for the usual widths. */
+static inline int tile_width_shift(int width)
+{
+    return (width & (width - 1)) == 0 ? __builtin_ctz((unsigned)width) : -1;
+}
 
 static void window_rows(const sdlk_sgt *s, int64_t w, int64_t *first, int64_t *last)
 {
@@ -133,13 +155,17 @@ static inline __attribute__((always_inline)) void pass1_windows(sgt_job *job, in
     const sdlk_graph *g = job->g;
     sdlk_sgt *s = job->out;
     bitset *set = &job->scratch[worker].set;
+    int shift = tile_width_shift(s->tile_width);
     for (int64_t w = begin; w < end; w++) {
         int64_t first_row, last_row;
         window_rows(s, w, &first_row, &last_row);
         int64_t nz_begin = g->row_ptr[first_row], nz_end = g->row_ptr[last_row];
         for (int64_t k = nz_begin; k < nz_end; k++)
             bitset_insert(set, g->col_idx[k]);
-        int32_t *cols = job->sorted_cols + nz_begin;
+        /* The distinct columns wait for pass 2 in the window's own slots of tile_nz_edge
+         * (distinct <= nonzeros; pass 2 reads them before it overwrites those slots), which
+         * saves an edges-sized scratch array -- fresh pages are a large part of the cost. */
+        int32_t *cols = (int32_t *)(s->tile_nz_edge + nz_begin);
         int32_t distinct = 0;
         if (nz_end > nz_begin)
             bitset_emit(set, set->levels - 1, 0, cols, &distinct);
@@ -147,7 +173,7 @@ static inline __attribute__((always_inline)) void pass1_windows(sgt_job *job, in
             s->edge_condensed_col[k] = bitset_rank(set, g->col_idx[k]);
         int64_t naive = 0, last_block = -1;
         for (int32_t u = 0; u < distinct; u++) {
-            int64_t block = cols[u] / s->tile_width;
+            int64_t block = shift >= 0 ? cols[u] >> shift : cols[u] / s->tile_width;
             naive += block != last_block;
             last_block = block;
             set->level[0][cols[u] >> 6] = 0;
@@ -186,13 +212,15 @@ static void pass2_range(void *ctx, int64_t begin, int64_t end, int worker)
     sdlk_sgt *s = job->out;
     int64_t *fill = job->scratch[worker].column_fill;
     int width = s->tile_width;
+    int shift = tile_width_shift(width);
+    const float *values = g->values;
     for (int64_t w = begin; w < end; w++) {
         int64_t first_row, last_row;
         window_rows(s, w, &first_row, &last_row);
         int64_t nz_begin = g->row_ptr[first_row], nz_end = g->row_ptr[last_row];
         int64_t col_base = s->window_col_ptr[w];
         int64_t distinct = s->window_col_ptr[w + 1] - col_base;
-        memcpy(s->window_cols + col_base, job->sorted_cols + nz_begin,
+        memcpy(s->window_cols + col_base, (const int32_t *)(s->tile_nz_edge + nz_begin),
                (size_t)distinct * sizeof(int32_t));
         /* counting sort by condensed column; rows visited in order keep rows sorted */
         memset(fill, 0, (size_t)(distinct + 1) * sizeof(int64_t));
@@ -205,15 +233,23 @@ static void pass2_range(void *ctx, int64_t begin, int64_t end, int worker)
         for (int64_t t = 0, tile = s->window_tile_ptr[w]; tile < s->window_tile_ptr[w + 1];
              t++, tile++)
             s->tile_nz_ptr[tile] = fill[t * width];
-        for (int64_t r = first_row; r < last_row; r++)
-            for (int64_t k = g->row_ptr[r]; k < g->row_ptr[r + 1]; k++) {
-                int32_t u = s->edge_condensed_col[k];
+        /* Local copies of the output pointers: the u8 stores may alias anything, so
+         * through `s` every pointer would be reloaded after each store. */
+        const int32_t *condensed = s->edge_condensed_col;
+        uint8_t *nz_row = s->tile_nz_row, *nz_col = s->tile_nz_col;
+        float *nz_value = s->tile_nz_value;
+        int64_t *nz_edge = s->tile_nz_edge;
+        for (int64_t r = first_row; r < last_row; r++) {
+            int64_t k_end = g->row_ptr[r + 1];
+            for (int64_t k = g->row_ptr[r]; k < k_end; k++) {
+                int32_t u = condensed[k];
                 int64_t pos = fill[u]++;
-                s->tile_nz_row[pos] = (uint8_t)(r - first_row);
-                s->tile_nz_col[pos] = (uint8_t)(u % width);
-                s->tile_nz_value[pos] = g->values ? g->values[k] : 1.0f;
-                s->tile_nz_edge[pos] = k;
+                nz_row[pos] = (uint8_t)(r - first_row);
+                nz_col[pos] = (uint8_t)(shift >= 0 ? u & (width - 1) : u % width);
+                nz_value[pos] = values ? values[k] : 1.0f;
+                nz_edge[pos] = k;
             }
+        }
     }
 }
 
@@ -267,8 +303,7 @@ sdlk_status sdlk_sgt_build(const sdlk_graph *g, int window_height, int tile_widt
     s->tile_width = tile_width;
     s->window_count = (g->nodes + window_height - 1) / window_height;
     int threads = sdlk_pool_size(pool);
-    sgt_job job = {g, s, NULL, NULL, NULL, NULL};
-    job.sorted_cols = sdlk_graph_alloc_array(g->edges, sizeof(int32_t), err);
+    sgt_job job = {g, s, NULL, NULL, NULL};
     job.window_distinct = sdlk_graph_alloc_array(s->window_count, sizeof(int64_t), err);
     job.window_naive = sdlk_graph_alloc_array(s->window_count, sizeof(int64_t), err);
     job.scratch = calloc((size_t)threads, sizeof(sgt_scratch));
@@ -280,10 +315,15 @@ sdlk_status sdlk_sgt_build(const sdlk_graph *g, int window_height, int tile_widt
     s->tile_nz_value = sdlk_graph_alloc_array(g->edges, sizeof(float), err);
     s->tile_nz_edge = sdlk_graph_alloc_array(g->edges, sizeof(int64_t), err);
     sdlk_status st = SDLK_OK;
-    if (!job.sorted_cols || !job.window_distinct || !job.window_naive || !job.scratch ||
+    if (!job.window_distinct || !job.window_naive || !job.scratch ||
         !s->window_col_ptr || !s->window_tile_ptr || !s->edge_condensed_col || !s->tile_nz_row ||
         !s->tile_nz_col || !s->tile_nz_value || !s->tile_nz_edge)
         goto nomem;
+    advise_huge_pages(s->edge_condensed_col, (size_t)g->edges * sizeof(int32_t));
+    advise_huge_pages(s->tile_nz_row, (size_t)g->edges);
+    advise_huge_pages(s->tile_nz_col, (size_t)g->edges);
+    advise_huge_pages(s->tile_nz_value, (size_t)g->edges * sizeof(float));
+    advise_huge_pages(s->tile_nz_edge, (size_t)g->edges * sizeof(int64_t));
     for (int i = 0; i < threads; i++)
         if (!bitset_init(&job.scratch[i].set, g->nodes))
             goto nomem;
@@ -307,6 +347,8 @@ sdlk_status sdlk_sgt_build(const sdlk_graph *g, int window_height, int tile_widt
     s->tile_nz_ptr = sdlk_graph_alloc_array(s->tile_count + 1, sizeof(int64_t), err);
     if (!s->window_cols || !s->column_nz_ptr || !s->tile_nz_ptr)
         goto nomem;
+    advise_huge_pages(s->window_cols, (size_t)s->distinct * sizeof(int32_t));
+    advise_huge_pages(s->column_nz_ptr, (size_t)(s->distinct + 1) * sizeof(int64_t));
     for (int i = 0; i < threads; i++)
         if (!(job.scratch[i].column_fill = malloc((size_t)(max_distinct + 1) * sizeof(int64_t))))
             goto nomem;
@@ -321,7 +363,6 @@ nomem:
                         (long long)g->edges);
     sdlk_sgt_free(s);
 done:
-    free(job.sorted_cols);
     free(job.window_distinct);
     free(job.window_naive);
     free_scratch(job.scratch, threads);

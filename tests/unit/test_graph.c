@@ -867,7 +867,8 @@ START_TEST(sgt_threads_agree)
     sdlk_pool *pool = sdlk_pool_create(2, &err);
     sdlk_coo coo;
     sdlk_coo_init(&coo);
-    sdlk_rmat_params p = sdlk_rmat_graph500(15, 8, 11);
+    /* ~1M edges: the output arrays pass 4 MiB, so the huge-page advice path runs too */
+    sdlk_rmat_params p = sdlk_rmat_graph500(17, 8, 11);
     p.scramble = 1;
     ck_assert_int_eq(sdlk_rmat_generate(&p, pool, &coo, &err), SDLK_OK);
     sdlk_graph g;
