@@ -165,7 +165,7 @@ sdlk_status sdlk_spmm_csr(const sdlk_graph *g, const float *values, const float 
                           int64_t dim, float *y, sdlk_isa isa, sdlk_pool *pool,
                           sdlk_error *err)
 {
-    int use_avx2;
+    int use_avx2 = 0;
     sdlk_status st = check_dim(dim, g->nodes, err);
     if (st || (st = pick_isa(isa, &use_avx2, err)))
         return st;
@@ -191,7 +191,7 @@ sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const 
                                 const float *x, int64_t dim, float *y, sdlk_isa isa,
                                 sdlk_pool *pool, sdlk_error *err)
 {
-    int use_avx2;
+    int use_avx2 = 0;
     sdlk_status st = check_dim(dim, sgt->nodes, err);
     if (st || (st = check_pair(sgt, g, err)) || (st = pick_isa(isa, &use_avx2, err)))
         return st;
@@ -233,7 +233,7 @@ sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const 
 sdlk_status sdlk_sddmm_csr(const sdlk_graph *g, const float *x, int64_t dim, float *scores,
                            sdlk_isa isa, sdlk_pool *pool, sdlk_error *err)
 {
-    int use_avx2;
+    int use_avx2 = 0;
     sdlk_status st = check_dim(dim, g->nodes, err);
     if (st || (st = pick_isa(isa, &use_avx2, err)))
         return st;
@@ -246,7 +246,7 @@ sdlk_status sdlk_sddmm_csr(const sdlk_graph *g, const float *x, int64_t dim, flo
 sdlk_status sdlk_sddmm_condensed(const sdlk_sgt *sgt, const float *x, int64_t dim,
                                  float *scores, sdlk_isa isa, sdlk_pool *pool, sdlk_error *err)
 {
-    int use_avx2;
+    int use_avx2 = 0;
     sdlk_status st = check_dim(dim, sgt->nodes, err);
     if (st || (st = pick_isa(isa, &use_avx2, err)))
         return st;
