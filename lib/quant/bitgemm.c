@@ -11,7 +11,11 @@
  * grows with abits * wbits plane pairs, the int16 vpmaddwd kernel's does not. Measured at
  * 2048^3 on one Zen 3 core of the CI machine (thread CPU time, medians of 5): bit-serial
  * ~90-125 GOPS at 4 pairs, ~68 at 6, ~48 at 8; int8 route ~60-70 GOPS at any width. So
- * bit-serial is chosen up to 5 pairs (w1a1..w1a5, w2a2), int8 from 6 (w2a3, w4a4, w8a8).
+ * bit-serial was chosen up to 5 pairs (w1a1..w1a5, w2a2), int8 from 6 (w2a3, w4a4, w8a8).
+ * Since the 2x4 kernel stopped spilling (same machine, shared, so +-15 %): bit-serial
+ * ~80-95 GOPS at 6-7 pairs (w2a3, w1a6, w1a7), ~75-88 at 8 (w2a4, w1a8), ~67 at 9 (w3a3),
+ * ~40 at 16 (w4a4), int8 ~55-85: the break-even has moved to 8 pairs, so bit-serial is
+ * chosen up to 8 pairs (w1a1..w1a8, w2a2..w2a4) and int8 from 9 (w3a3, w4a4, w8a8).
  */
 #include "quant/bitgemm.h"
 
@@ -254,9 +258,11 @@ typedef struct gemm_job {
     uint64_t *a_split, *b_split;
     sdlk_dot16_tile_fn dot16;
     int64_t k_pad;   /* int route */
-    void *scratch;   /* per worker: counts_len 32-bit counters, then tile_b u64 sums */
+    void *scratch;   /* per worker: counts_len 32-bit counters, then tile_b u32 sums */
     int64_t counts_len;
     int64_t *off_a, *off_b; /* per row: constant - zero point */
+    /* per B row, the low 32 bits of off_b and of row_sum + K * off_b (see finish_row) */
+    uint32_t *ob32, *cb32;
     size_t scratch_stride; /* bytes per worker */
     int32_t *y_int;
     float *y_f32;
@@ -264,23 +270,28 @@ typedef struct gemm_job {
     int64_t a_scale_count, b_scale_count;
 } gemm_job;
 
-/* Write one tile row's results: y = s + ob * WA + oa * WB + K * oa * ob in wrap-around
- * 64-bit arithmetic (exact in the low 32 bits: the caller checked |Y| <= INT32_MAX),
- * then the int32 and/or f32 outputs. `s` holds nr sums for row m, columns n0.. */
-static void finish_row(const gemm_job *J, int64_t m, int64_t n0, int64_t nr, const uint64_t *s)
+/* Write one tile row's results: y = s + ob * WA + oa * WB + K * oa * ob, regrouped as
+ * s + ob * WA + oa * (WB + K * ob) with the bracket precomputed per B row (cb32). All in
+ * wrap-around 32-bit arithmetic: the low 32 bits of sums and products depend only on the
+ * low 32 bits of the operands, and the caller checked |Y| <= INT32_MAX, so this equals
+ * the exact result -- and unlike 64-bit multiplies it vectorizes. Then the int32 and/or
+ * f32 outputs. `s` holds nr sums for row m, columns n0.., each to be scaled by sw (a
+ * plane weight: lets a single-plane product pass its popcounts without a copy). */
+static void finish_row(const gemm_job *J, int64_t m, int64_t n0, int64_t nr, const uint32_t *s,
+                       uint32_t sw)
 {
-    const uint64_t oa = (uint64_t)J->off_a[m], wa = (uint64_t)J->A.row_sum[m];
-    const uint64_t *ob = (const uint64_t *)J->off_b + n0;
-    const uint64_t *wb = (const uint64_t *)J->B.row_sum + n0;
-    const uint64_t k = (uint64_t)J->k;
-    int32_t *yi = J->y_int ? J->y_int + m * J->n + n0 : NULL;
-    float *yf = J->y_f32 ? J->y_f32 + m * J->n + n0 : NULL;
-    float sa = J->a_scale ? J->a_scale[J->a_scale_count == 1 ? 0 : m] : 1.0f;
-    for (int64_t j = 0; j < nr; j++) {
-        int32_t y = (int32_t)(uint32_t)(s[j] + ob[j] * wa + oa * wb[j] + k * oa * ob[j]);
-        if (yi)
-            yi[j] = y;
-        if (yf) {
+    const uint32_t oa = (uint32_t)J->off_a[m], wa = (uint32_t)J->A.row_sum[m];
+    const uint32_t *restrict ob = J->ob32 + n0, *restrict cb = J->cb32 + n0;
+    if (J->y_int) {
+        int32_t *restrict yi = J->y_int + m * J->n + n0;
+        for (int64_t j = 0; j < nr; j++)
+            yi[j] = (int32_t)(sw * s[j] + ob[j] * wa + oa * cb[j]);
+    }
+    if (J->y_f32) {
+        float *restrict yf = J->y_f32 + m * J->n + n0;
+        float sa = J->a_scale ? J->a_scale[J->a_scale_count == 1 ? 0 : m] : 1.0f;
+        for (int64_t j = 0; j < nr; j++) {
+            int32_t y = (int32_t)(sw * s[j] + ob[j] * wa + oa * cb[j]);
             float sb = J->b_scale ? J->b_scale[J->b_scale_count == 1 ? 0 : n0 + j] : 1.0f;
             yf[j] = ((float)y * sa) * sb;
         }
@@ -309,21 +320,29 @@ static void bitserial_tiles(void *ctx, int64_t begin, int64_t end, int worker)
             J->popc(abase + off, rw, pa, bbase + off, rw, pb, kc, counts, pb);
         }
         /* combine planes: row m's planes are plane rows m*abits .. m*abits+abits-1 */
-        uint64_t *sums = (uint64_t *)(counts + J->counts_len);
+        uint32_t *restrict sums = (uint32_t *)(counts + J->counts_len);
         for (int64_t i = 0; i < mr; i++) {
-            /* sums[j] = sum_pq wa_p wb_q counts[(i abits + p) pb + j wbits + q]; the
-             * inner loops run over j so they stream through the counts rows */
-            for (int64_t j = 0; j < nr; j++)
-                sums[j] = 0;
+            if (A->bits == 1 && B->bits == 1) { /* one plane pair: the counts row is it */
+                finish_row(J, m0 + i, n0, nr, (const uint32_t *)(counts + i * pb),
+                           (uint32_t)(J->A.weight[0] * J->B.weight[0]));
+                continue;
+            }
+            /* sums[j] = sum_pq wa_p wb_q counts[(i abits + p) pb + j wbits + q] (mod 2^32,
+             * see finish_row); the inner loops run over j so they stream through the
+             * counts rows; the first pair assigns, so sums needs no clearing pass */
             for (int p = 0; p < A->bits; p++)
                 for (int q = 0; q < B->bits; q++) {
-                    const uint64_t w = (uint64_t)(J->A.weight[p] * J->B.weight[q]);
-                    const int32_t *row = counts + (i * A->bits + p) * pb + q;
+                    const uint32_t w = (uint32_t)(J->A.weight[p] * J->B.weight[q]);
+                    const int32_t *restrict row = counts + (i * A->bits + p) * pb + q;
                     const int64_t step = B->bits;
-                    for (int64_t j = 0; j < nr; j++)
-                        sums[j] += w * (uint64_t)(int64_t)row[j * step];
+                    if (p == 0 && q == 0)
+                        for (int64_t j = 0; j < nr; j++)
+                            sums[j] = w * (uint32_t)row[j * step];
+                    else
+                        for (int64_t j = 0; j < nr; j++)
+                            sums[j] += w * (uint32_t)row[j * step];
                 }
-            finish_row(J, m0 + i, n0, nr, sums);
+            finish_row(J, m0 + i, n0, nr, sums, 1);
         }
     }
 }
@@ -343,12 +362,8 @@ static void int_tiles(void *ctx, int64_t begin, int64_t end, int worker)
                      J->B.u + (size_t)n0 * (size_t)J->k_pad + (size_t)k0, J->k_pad, nr, kc,
                      acc, nr);
         }
-        uint64_t *sums = (uint64_t *)(acc + J->counts_len);
-        for (int64_t i = 0; i < mr; i++) {
-            for (int64_t j = 0; j < nr; j++)
-                sums[j] = acc[i * nr + j];
-            finish_row(J, m0 + i, n0, nr, sums);
-        }
+        for (int64_t i = 0; i < mr; i++)
+            finish_row(J, m0 + i, n0, nr, acc + i * nr, 1);
     }
 }
 
@@ -497,7 +512,9 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
     J.scratch_stride = (J.scratch_stride + 63) / 64 * 64;
     J.off_a = malloc(sizeof(int64_t) * (size_t)J.m);
     J.off_b = malloc(sizeof(int64_t) * (size_t)J.n);
-    if (!J.off_a || !J.off_b) {
+    J.ob32 = malloc(sizeof(uint32_t) * (size_t)J.n);
+    J.cb32 = malloc(sizeof(uint32_t) * (size_t)J.n);
+    if (!J.off_a || !J.off_b || !J.ob32 || !J.cb32) {
         st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -505,6 +522,10 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
         J.off_a[i] = operand_offset(&J.A, i);
     for (int64_t j = 0; j < J.n; j++)
         J.off_b[j] = operand_offset(&J.B, j);
+    for (int64_t j = 0; j < J.n; j++) {
+        J.ob32[j] = (uint32_t)J.off_b[j];
+        J.cb32[j] = (uint32_t)J.B.row_sum[j] + (uint32_t)J.k * J.ob32[j];
+    }
     J.scratch = aligned_alloc(64, J.scratch_stride * (size_t)workers);
     if (!J.scratch) {
         st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for tile buffers");
@@ -519,6 +540,8 @@ done:
     free(J.b_split);
     free(J.off_a);
     free(J.off_b);
+    free(J.ob32);
+    free(J.cb32);
     free(J.scratch);
     free(J.A.u);
     free(J.B.u);

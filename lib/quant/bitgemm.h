@@ -30,8 +30,8 @@
  *   epilogue. Cost O(M N K), independent of the widths: it wins from about w4a4 up.
  *
  *   Route choice (sdlk_qgemm_choose): bit-serial while abits * wbits plane pairs are at
- *   most SDLK_QGEMM_BITSERIAL_MAX_PAIRS (5: w1a1 .. w1a5 and w2a2), else int8 (w2a3, w4a4,
- *   w8a8, ...); always bit-serial without AVX2 (the portable int path would gain nothing
+ *   most SDLK_QGEMM_BITSERIAL_MAX_PAIRS (8: w1a1 .. w1a8, w2a2 .. w2a4), else int8 (w3a3,
+ *   w4a4, w8a8, ...); always bit-serial without AVX2 (the portable int path would gain nothing
  *   there). The choice depends only on the widths and the CPU, not on the shape. A caller may force either route and
  *   either kernel family (scalar / AVX2; AVX2 refused on a CPU without it).
  *
@@ -50,7 +50,7 @@
 
 /* Plane pairs (abits * wbits) up to which the bit-serial route is chosen with AVX2.
  * From measurements on the CI machine (Zen 3): see the notes in bitgemm.c. */
-#define SDLK_QGEMM_BITSERIAL_MAX_PAIRS 5
+#define SDLK_QGEMM_BITSERIAL_MAX_PAIRS 8
 
 typedef enum sdlk_qgemm_route {
     SDLK_QGEMM_ROUTE_AUTO = 0,

@@ -191,7 +191,7 @@ for an, wn in pairs:
             fail("%s x %s: asked %s, ran %s" % (an, wn, route, rep["route"]))
         if route == "auto":
             bits = rep["a"]["bits"] * rep["b"]["bits"]
-            if rep["route"] != ("bitserial" if bits <= 5 else "int8") and rep["isa"] == "avx2":
+            if rep["route"] != ("bitserial" if bits <= 8 else "int8") and rep["isa"] == "avx2":
                 fail("%s x %s: auto chose %s: %s" % (an, wn, rep["route"], rep["reason"]))
     # f32 output: the dequantized float matmul
     y = os.path.join(work, "yf.npy")

@@ -389,6 +389,17 @@ START_TEST(route_choice_is_reported)
         ck_assert_int_eq(ch.route, SDLK_QGEMM_ROUTE_INT8);
         ck_assert_int_eq(ch.isa, SDLK_QGEMM_ISA_AVX2);
         ck_assert_msg(strstr(ch.reason, "16 plane pairs"), "%s", ch.reason);
+        /* the threshold: MAX_PAIRS plane pairs (a1 x wMAX) still bit-serial, one more int8 */
+        ck_assert_int_eq(sdlk_qgemm_choose(1, SDLK_QGEMM_BITSERIAL_MAX_PAIRS, 64, 64, 64,
+                                           SDLK_QGEMM_ROUTE_AUTO, SDLK_QGEMM_ISA_AUTO, &ch,
+                                           &err), SDLK_OK);
+        ck_assert_int_eq(ch.route, SDLK_QGEMM_ROUTE_BITSERIAL);
+        if (SDLK_QGEMM_BITSERIAL_MAX_PAIRS < 8) {
+            ck_assert_int_eq(sdlk_qgemm_choose(1, SDLK_QGEMM_BITSERIAL_MAX_PAIRS + 1, 64, 64,
+                                               64, SDLK_QGEMM_ROUTE_AUTO, SDLK_QGEMM_ISA_AUTO,
+                                               &ch, &err), SDLK_OK);
+            ck_assert_int_eq(ch.route, SDLK_QGEMM_ROUTE_INT8);
+        }
     }
     ck_assert_int_eq(sdlk_qgemm_choose(2, 2, 64, 64, 64, SDLK_QGEMM_ROUTE_BITSERIAL,
                                        SDLK_QGEMM_ISA_SCALAR, &ch, &err), SDLK_OK);
