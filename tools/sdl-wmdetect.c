@@ -15,12 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "core/pipeline.h"
 #include "image/image.h"
 #include "inputs.h"
+#include "wm/detect_pipeline.h"
 #include "wm/wm.h"
 
 enum {
@@ -70,79 +70,17 @@ static const struct option long_options[] = {
     {0},
 };
 
-/* One image on its way through the stages. */
-typedef struct det_item {
-    const char *path;
-    sdlk_wm_plane luma;
-    sdlk_wm_sync sync;
-    float soft[SDLK_WM_GROUPS];
-    sdlk_wm_result result;
-    double seconds; /* time spent in the stages */
-} det_item;
+/* One image on its way through the stages (lib/wm/detect_pipeline.h). */
+typedef sdlk_wm_det_item det_item;
 
 typedef struct det_ctx {
-    const sdlk_wm_key *key;
-    sdlk_wm_detect_params params;
+    sdlk_wm_det_ctx det; /* key + parameters the stages read */
     const cli_inputs *inputs;
     size_t next;
     const sdl_cli *cli;
     FILE *out;
     int64_t detected, failed;
 } det_ctx;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static sdlk_status stage_decode(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    det_item *item = p;
-    double t0 = now_s();
-    sdlk_tensor img;
-    sdlk_status st = sdlk_image_read(item->path, &img, NULL, err);
-    if (st == SDLK_OK) {
-        st = sdlk_wm_luma_from_image(&img, &item->luma, err);
-        sdlk_tensor_free(&img);
-    }
-    item->seconds += now_s() - t0;
-    return st;
-}
-
-static sdlk_status stage_locate(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    det_ctx *c = ctx;
-    det_item *item = p;
-    double t0 = now_s();
-    sdlk_status st = sdlk_wm_locate(&item->luma, c->key, &c->params, &item->sync, err);
-    if (st != SDLK_OK)
-        sdlk_error_prefix(err, "%s", item->path); /* lib/wm does not know the file */
-    sdlk_wm_plane_free(&item->luma);
-    item->seconds += now_s() - t0;
-    return st;
-}
-
-static sdlk_status stage_extract(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    det_ctx *c = ctx;
-    det_item *item = p;
-    double t0 = now_s();
-    sdlk_wm_extract_soft(&item->sync, c->key, item->soft);
-    item->seconds += now_s() - t0;
-    return SDLK_OK;
-}
-
-static sdlk_status stage_decide(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    det_ctx *c = ctx;
-    det_item *item = p;
-    double t0 = now_s();
-    sdlk_wm_decode_decide(c->key, &item->sync, item->soft, c->params.fpr, &item->result);
-    item->seconds += now_s() - t0;
-    return SDLK_OK;
-}
 
 static sdlk_status source(void *ctx, void **out, sdlk_error *err)
 {
@@ -159,10 +97,8 @@ static sdlk_status source(void *ctx, void **out, sdlk_error *err)
 
 static void free_item(void *ctx, void *p)
 {
-    det_item *item = p;
-    sdlk_wm_plane_free(&item->luma);
-    sdlk_wm_sync_free(&item->sync);
-    free(item);
+    sdlk_wm_det_item_clear(p);
+    free(p);
 }
 
 static void print_item(det_ctx *c, const det_item *item, const sdlk_error *item_err)
@@ -196,7 +132,7 @@ static void print_item(det_ctx *c, const det_item *item, const sdlk_error *item_
         cli_json_string(out, item->path);
         fprintf(out, ",\"ok\":true,\"detected\":%s,\"p_value\":%.6g,\"log10_p\":%.3f,"
                      "\"fpr\":%g,\"message\":",
-                r->detected ? "true" : "false", r->p_value, r->log10_p, c->params.fpr);
+                r->detected ? "true" : "false", r->p_value, r->log10_p, c->det.params.fpr);
         if (hex[0])
             cli_json_string(out, hex);
         else
@@ -269,7 +205,7 @@ int main(int argc, char **argv)
     long tile = SDLK_WM_DEFAULT_TILE;
     det_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    sdlk_wm_detect_params_init(&ctx.params);
+    sdlk_wm_detect_params_init(&ctx.det.params);
     sdlk_pipeline_mode mode = SDLK_PIPE_ADAPTIVE;
     sdlk_error err = {0};
     int opt;
@@ -284,7 +220,7 @@ int main(int argc, char **argv)
         case 'k': key_text = optarg; break;
         case OPT_KEY_FILE: key_file = optarg; break;
         case OPT_FPR:
-            if (!cli_parse_double(&cli, "--fpr", optarg, 1e-300, 1, &ctx.params.fpr))
+            if (!cli_parse_double(&cli, "--fpr", optarg, 1e-300, 1, &ctx.det.params.fpr))
                 return SDL_EXIT_USAGE;
             break;
         case OPT_TILE:
@@ -294,7 +230,7 @@ int main(int argc, char **argv)
                 return cli_usage_error(&cli, "--tile: %ld is not a multiple of 8", tile);
             break;
         case OPT_SCALES:
-            if (!parse_scales(&cli, optarg, &ctx.params))
+            if (!parse_scales(&cli, optarg, &ctx.det.params))
                 return SDL_EXIT_USAGE;
             break;
         case OPT_PIPELINE:
@@ -336,19 +272,15 @@ int main(int argc, char **argv)
         cli_track_output(&report);
         ctx.out = report.fp;
     }
-    ctx.key = &key;
+    ctx.det.key = &key;
     ctx.inputs = &inputs;
     ctx.cli = &cli;
 
-    sdlk_pipeline_stage stages[] = {
-        {"decode", stage_decode, &ctx},
-        {"locate", stage_locate, &ctx},
-        {"extract", stage_extract, &ctx},
-        {"decide", stage_decide, &ctx},
-    };
+    sdlk_pipeline_stage stages[SDLK_WM_DET_STAGES];
+    sdlk_wm_det_stages(&ctx.det, stages);
     sdlk_pipeline_config config = SDLK_PIPELINE_CONFIG_INIT;
     config.stages = stages;
-    config.n_stages = 4;
+    config.n_stages = SDLK_WM_DET_STAGES;
     config.source = source;
     config.source_ctx = &ctx;
     config.sink = sink;

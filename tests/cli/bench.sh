@@ -80,6 +80,29 @@ grep -Eq "^qmatmul  *quantize 16 MiB f32, 4-bit, group 128 \[[0-9]+\] +[0-9.]+ G
     "$tmp/qtable" || bad "no quantize row"
 [ "$(grep -c "64 spot checks exact" "$tmp/qtable")" -eq 6 ] || bad "GEMM rows without their checks"
 
+# wm: quality, one row per attack, false positives and detection throughput, each row
+# with its counts in the name and a baseline; detections are counted by the family.
+"$bench" --quick --reps 2 --tmpdir "$tmp" --data "$SDL_TESTDATA" wm >"$tmp/wtable" 2>"$tmp/wlog"; rc=$?
+[ $rc -eq 0 ] || bad "--quick wm exits $rc: $(cat "$tmp/wlog")"
+cat "$tmp/wtable"
+grep -Eq "^wm  *embed [0-9]+ photos: PSNR [0-9.]+ mean [0-9.]+ min dB, SSIM 0?\.[0-9]+ mean 0?\.[0-9]+ min \[[0-9]+\] +[0-9.]+ img/s  +PNG decode of the same photos +[0-9.]+ img/s +[0-9]+\.[0-9][0-9]x +2$" \
+    "$tmp/wtable" || bad "no well-formed wm embed row"
+[ "$(grep -c "^wm  *attack " "$tmp/wtable")" -eq 12 ] || bad "want 12 wm attack rows"
+grep "^wm  *attack " "$tmp/wtable" | while IFS= read -r row; do
+    echo "$row" | grep -Eq ": det [0-9]+/[1-9][0-9]* [01]\.[0-9]{3}, bits [01]\.[0-9]{4} \[[0-9]+\] +[0-9.]+ img/s  +same attack, unmarked photos +[0-9.]+ img/s +[0-9]+\.[0-9][0-9]x +1$" ||
+        { echo "FAIL: malformed wm row: $row"; exit 1; }
+done || fail=1
+grep -Eq "^wm  *false pos: [0-9]+/300, rate [0-9.e+-]+ vs 1e-6; p<\.01/\.1/\.5: [01]\.[0-9]{3}/[01]\.[0-9]{3}/[01]\.[0-9]{3} \[[0-9]+\] +[0-9.]+ img/s  +same crops marked, right key" \
+    "$tmp/wtable" || bad "no well-formed wm false-positive row"
+for size in 512x512 1920x1080; do
+    for base in "sequential detector, 1 thread" "fixed pipeline, 1 thread per stage \(4\)"; do
+        grep -Eq "^wm  *detect $size JPEG q90, adaptive, [0-9]+ thr \[[0-9]+\] +[0-9.]+ img/s  +$base +[0-9.]+ img/s +[0-9]+\.[0-9][0-9]x +2$" \
+            "$tmp/wtable" || bad "no wm detect $size row against '$base'"
+    done
+done
+grep -q "invisible-watermark" "$tmp/wlog" || bad "wm does not say what became of the invisible-watermark baseline"
+[ -z "$(ls "$tmp" | grep sdl-bench)" ] || bad "wm left its scratch directory behind"
+
 "$bench" --quick no-such-family >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] || bad "unknown family exits $rc (want 2)"
 grep -q "no-such-family" "$tmp/err" || bad "unknown family not named: $(cat "$tmp/err")"

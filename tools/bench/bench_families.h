@@ -80,4 +80,8 @@ sdlk_status bench_digits(const bench_options *opt, sdlk_bench_report *report, sd
 /* Sparse Graph Translation and CPU SpMM, condensed vs CSR vs SciPy (tools/bench/gnn.c). */
 sdlk_status bench_gnn(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
 
+/* Tile watermark: PSNR/SSIM, detection per attack, false positives, staged detection
+ * throughput vs sequential and fixed pipelines (tools/bench/wm.c). */
+sdlk_status bench_wm(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
+
 #endif

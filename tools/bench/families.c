@@ -11,6 +11,8 @@ const bench_family bench_families[] = {
     {"digits", "quantized MLP on real digits: accuracy per precision vs float, inference speed",
      bench_digits},
     {"gnn", "Sparse Graph Translation and CPU SpMM: condensed tiles vs CSR vs SciPy", bench_gnn},
+    {"wm", "tile watermark on real photos: quality, robustness, false positives, detection speed",
+     bench_wm},
     {NULL, NULL, NULL},
 };
 
