@@ -7,31 +7,7 @@ set -u
 TOOL="$SDL_BUILD_DIR/tools/sdl-qmatmul"
 QUANT="$SDL_BUILD_DIR/tools/sdl-quantize"
 INFO="$SDL_BUILD_DIR/tools/sdl-info"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-expect_exit() {
-    code=$1 output=$2 what=$3
-    shift 4
-    "$@" >"$WORK/stdout" 2>"$WORK/stderr"
-    rc=$?
-    [ "$rc" -eq "$code" ] || fail "$what: exit $rc, expected $code ($(cat "$WORK/stderr"))"
-    lines=$(grep -c '^sdl-qmatmul: ' "$WORK/stderr")
-    [ "$lines" -eq 1 ] || fail "$what: $lines error lines: $(cat "$WORK/stderr")"
-    if [ "$code" -eq 2 ]; then
-        grep -q "Try 'sdl-qmatmul --help'" "$WORK/stderr" || fail "$what: no --help hint"
-    fi
-    [ "$output" = - ] || [ ! -e "$output" ] || fail "$what: left $output behind"
-    if ls -a "$WORK" | grep -q '\.tmp$'; then
-        fail "$what: left a temporary file"
-    fi
-}
+. "$SDL_SOURCE_DIR/tests/cli/lib.sh"
 
 # A hand-made f32 .npy [ROWS, 32] of 1, -2, 0.5, 3 repeated (needs no NumPy).
 make_npy() { # ROWS

@@ -8,33 +8,7 @@
 set -u
 TOOL="$SDL_BUILD_DIR/tools/sdl-quantize"
 INFO="$SDL_BUILD_DIR/tools/sdl-info"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-# expect_exit CODE OUTPUT DESCRIPTION -- COMMAND...: the command exits CODE, prints exactly
-# one error line (plus the --help hint for usage errors) and leaves OUTPUT absent.
-expect_exit() {
-    code=$1 output=$2 what=$3
-    shift 4
-    "$@" >"$WORK/stdout" 2>"$WORK/stderr"
-    rc=$?
-    [ "$rc" -eq "$code" ] || fail "$what: exit $rc, expected $code ($(cat "$WORK/stderr"))"
-    lines=$(grep -c '^sdl-quantize: ' "$WORK/stderr")
-    [ "$lines" -eq 1 ] || fail "$what: $lines error lines: $(cat "$WORK/stderr")"
-    if [ "$code" -eq 2 ]; then
-        grep -q "Try 'sdl-quantize --help'" "$WORK/stderr" || fail "$what: no --help hint"
-    fi
-    [ "$output" = - ] || [ ! -e "$output" ] || fail "$what: left $output behind"
-    if ls -a "$WORK" | grep -q '\.tmp$'; then
-        fail "$what: left a temporary file"
-    fi
-}
+. "$SDL_SOURCE_DIR/tests/cli/lib.sh"
 
 # A hand-made f32 .npy [4, 32]: 1, -2, 0.5, 3 repeated; with nan=1 the value at flat
 # index 5 is a NaN.

@@ -7,32 +7,7 @@ set -u
 TOOL="$SDL_BUILD_DIR/tools/sdl-wmattack"
 INFO="$SDL_BUILD_DIR/tools/sdl-info"
 DATA="$SDL_TESTDATA"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-# expect_exit CODE OUTPUT DESCRIPTION -- COMMAND...
-expect_exit() {
-    code=$1 output=$2 what=$3
-    shift 4
-    "$@" >"$WORK/stdout" 2>"$WORK/stderr"
-    rc=$?
-    [ "$rc" -eq "$code" ] || fail "$what: exit $rc, expected $code ($(cat "$WORK/stderr"))"
-    lines=$(grep -c '^sdl-wmattack: ' "$WORK/stderr")
-    [ "$lines" -eq 1 ] || fail "$what: $lines error lines: $(cat "$WORK/stderr")"
-    if [ "$code" -eq 2 ]; then
-        grep -q "Try 'sdl-wmattack --help'" "$WORK/stderr" || fail "$what: no --help hint"
-    fi
-    [ "$output" = - ] || [ ! -e "$output" ] || fail "$what: left $output behind"
-    if find "$WORK" -name '*.tmp*' | grep -q .; then
-        fail "$what: left a temporary file"
-    fi
-}
+. "$SDL_SOURCE_DIR/tests/cli/lib.sh"
 
 img="$DATA/chelsea.png"
 

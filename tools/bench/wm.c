@@ -754,8 +754,8 @@ static void imwatermark_check(const bench_options *opt)
                                "cannot import imwatermark (%s); not installed by this bench",
                   last[0] ? last : "exit status non-zero");
     else
-        bench_log(opt, FAMILY, "invisible-watermark is importable, but its side-by-side run is "
-                               "not implemented in this family: skipped");
+        bench_log(opt, FAMILY, "invisible-watermark is importable, but this family does not drive "
+                               "it yet (open work in issue 5): skipped");
 }
 
 static sdlk_status bench_throughput(wm_state *s, int w, int h, int n_items,
