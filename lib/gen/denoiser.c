@@ -1,0 +1,1 @@
+/* placeholder: being written */ typedef int sdlk_placeholder_denoiser;

@@ -1,0 +1,67 @@
+/* exemplar.h -- the built-in denoiser: the exact posterior mean of a patch prior.
+ *
+ * Contract
+ *   The prior of a request is a set of N exemplar patches P_j (pt x p x p x C values,
+ *   D = pt * p * p * C) cut from its reference canvas at several scales (1, 1/2, ...:
+ *   natural images repeat their patches across scales, the idea behind single-image
+ *   super-resolution). All patch positions at stride `exemplar_stride` are collected
+ *   at every scale; when there are more than `max_exemplars`, a seeded uniform
+ *   subsample (without replacement) is kept, so the cost per tile is bounded and the
+ *   model is deterministic for a seed.
+ *
+ *   For a noisy tile x at level a (alpha_bar), every patch y of the tile at stride
+ *   `stride` (plus the last position of each axis, so the tile is covered) gets the
+ *   ideal denoiser of the prior:
+ *       E[x0 | y] = sum_j w_j P_j,  w_j ~ exp(-|y - sqrt(a) P_j|^2 / (2 (1 - a)))
+ *   (normalised; computed in double-safe log-sum-exp form), and the overlapping
+ *   estimates are averaged per position. The output is an x0 prediction. Distances
+ *   are one matrix product Y P^T per tile (OpenBLAS sgemm); the weighted sum is a
+ *   second (W P). Cost per tile: O(M * N * D) with M patches per tile.
+ *   At a = 1 (clean) the weights are not defined; levels are clamped to
+ *   a <= 1 - 1e-6. Levels below 1e-6 (pure noise) give the mean exemplar.
+ *
+ *   Flow-matching inputs are not supported (the model declares VP time); the sampler
+ *   always drives it with alpha_bar.
+ *
+ *   Threading: the prior of an opened request is immutable; predict uses per-call
+ *   scratch, so concurrent predicts are safe. OpenBLAS threads are the caller's
+ *   business (tools call openblas_set_num_threads(1) when they run tile workers).
+ */
+#ifndef SDLK_GEN_EXEMPLAR_H
+#define SDLK_GEN_EXEMPLAR_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "gen/denoiser.h"
+
+typedef struct sdlk_exemplar_opts {
+    int patch;            /* p: spatial patch side (default 8) */
+    int patch_t;          /* pt: frames per patch (default 1; <= tile t) */
+    int stride;           /* patch stride inside a tile (default p / 2) */
+    int exemplar_stride;  /* stride when collecting exemplars (default 2) */
+    int scales;           /* scales 1, 1/2, 1/4, ... (default 2) */
+    int max_exemplars;    /* N cap (default 1024) */
+    int64_t tile[3];      /* native tile (default 1, 64, 64) */
+    int channels;         /* C (default 3) */
+    int max_batch;        /* default 16 */
+    uint64_t seed;        /* exemplar subsampling seed (default 1) */
+} sdlk_exemplar_opts;
+
+void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o);
+/* Parse "key=value,key=value" (keys: patch, patch_t, stride, exemplar_stride, scales,
+ * max_exemplars, tile (N or TxHxW), channels, batch, seed) into o. SDLK_ERR_ARG names
+ * the bad key or value. An empty or NULL string changes nothing. */
+sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sdlk_error *err);
+
+/* Create the backend. Checks: patch >= 1, patch <= tile h and w, patch_t <= tile t,
+ * 1 <= stride <= patch, scales >= 1, max_exemplars >= 1 (SDLK_ERR_ARG). A request's
+ * reference must have C channels and be at least one patch in every axis
+ * (SDLK_ERR_ARG from open, naming the sizes). */
+sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *o, sdlk_denoiser **out,
+                                 sdlk_error *err);
+
+/* Number of exemplars the prior of an opened request holds (-1 if not open). */
+int64_t sdlk_exemplar_count(sdlk_denoiser *d, int64_t request);
+
+#endif

@@ -1,0 +1,105 @@
+/* refine.h -- tiled diffusion refinement of a canvas: shifted torus tiles, region
+ * cache, parallel tile workers with redistribution, ILVR conditioning.
+ *
+ * Contract
+ *   Input: `x0` (f32 [T, H, W, C], T/H/W multiples of the denoiser's native tile) is the
+ *   upsampled sketch (stage 1 -> bicubic). sdlk_refine re-noises it to the schedule's
+ *   first level with seeded Gaussian noise e (position-addressed: element i of frame f
+ *   uses stream index (frame_offset + f) * H*W*C + i, so chunks of a long video draw
+ *   the same noise as one big canvas would) and runs `schedule.steps` steps in place:
+ *
+ *   for step k:
+ *     1. grid := torus grid of native tiles shifted by sdlk_tile_torus_shift(tile,
+ *        shift_stride, k) (each axis its own cycle; borders never stay put);
+ *     2. each worker extracts its tiles and asks the cache (if enabled) compute or skip;
+ *     3. with redistribution, the active (computed) tiles are re-split evenly and in
+ *        canvas order among the workers; a tile that changes owner carries its
+ *        sdlk_cache_tile with it (a message: tile index + state; see assign_*);
+ *     4. each worker predicts its active tiles in batches of up to max_batch
+ *        (sdlk_denoiser_predict), outputs I + R for skipped tiles, applies the sampler
+ *        step per tile and writes the tile back (tiles are disjoint on a torus, so
+ *        writes never race and the next tile's input is unaffected);
+ *     5. ILVR (when ilvr_factor > 1): x += up(down(y_k') - down(x)) where y_k' is the
+ *        sketch re-noised with the same e to the level reached after the step, and
+ *        down/up are Keys bicubic resizes by ilvr_factor (sdlk_canvas_resize). Linear,
+ *        so it runs on the small canvas plus one upsample. Skipped after the last step.
+ *   After the last step `x0` holds the refined canvas (values unclamped).
+ *
+ *   Workers are threads of one process; the seam between the coordinator and workers
+ *   is the per-step assignment message (tile indices with their cache states), which
+ *   is what a multi-machine (MPI) engine would send. Per-worker busy time (time spent
+ *   in phase 4) and counts are reported.
+ *   Determinism: the output depends on the seed, the options and the denoiser, not on
+ *   the number of workers or redistribution (tiles are computed identically wherever
+ *   they run; batches may differ but each item is independent).
+ *   Memory: x plus, with the cache, 3 canvases of history; plus small ILVR canvases
+ *   (1 / ilvr_factor^2 of the size) and per-worker tile scratch.
+ *   Complexity: O(steps * tiles * model cost per tile) + O(steps * canvas) for ILVR.
+ */
+#ifndef SDLK_GEN_REFINE_H
+#define SDLK_GEN_REFINE_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "gen/cache.h"
+#include "gen/canvas.h"
+#include "gen/denoiser.h"
+#include "gen/schedule.h"
+
+/* One line of the per-step trace. */
+typedef struct sdlk_refine_trace_row {
+    int step;
+    int64_t tile;          /* tile index in the step's grid */
+    int64_t origin[3];     /* canvas position (t, h, w) */
+    int worker;            /* who ran it */
+    int computed;          /* 1 computed, 0 skipped (cache) */
+    double k, err, tau;
+} sdlk_refine_trace_row;
+
+typedef void (*sdlk_refine_trace_fn)(void *ctx, const sdlk_refine_trace_row *row);
+/* Called after every step (step, steps); return non-zero to cancel (SDLK_ERR_IO
+ * "interrupted"). */
+typedef int (*sdlk_refine_progress_fn)(void *ctx, int step, int steps);
+
+typedef struct sdlk_refine_opts {
+    sdlk_schedule schedule;      /* steps, strength, levels (must match denoiser time) */
+    int64_t shift_stride[3];     /* per-axis torus stride (default 0, tile_h/16,
+                                    tile_w/16 + 1: different cycles per axis) */
+    double ilvr_factor;          /* > 1 enables ILVR (the upscale factor); <= 1 off */
+    sdlk_cache_opts cache;
+    int workers;                 /* >= 1 */
+    int redistribute;            /* 1: rebalance active tiles every step (default) */
+    uint64_t seed;
+    int64_t frame_offset;        /* global index of frame 0 (for noise addressing) */
+    int64_t request;             /* opened denoiser request */
+    const float *cond_scale;     /* unused for now: NULL */
+    sdlk_refine_trace_fn trace;  void *trace_ctx;
+    sdlk_refine_progress_fn progress; void *progress_ctx;
+} sdlk_refine_opts;
+
+/* Defaults for a denoiser: 15 steps, strength 0.2, stride as above, cache on with
+ * its defaults, 1 worker, redistribution on, seed 1. */
+sdlk_status sdlk_refine_opts_init(sdlk_refine_opts *o, const sdlk_denoiser_desc *desc,
+                                  sdlk_error *err);
+
+#define SDLK_REFINE_MAX_WORKERS 64
+
+typedef struct sdlk_refine_stats {
+    int64_t tile_evals;          /* tiles x steps */
+    int64_t computed;            /* model evaluations */
+    int64_t skipped;             /* cache hits */
+    int64_t moved;               /* tiles that changed owner (redistribution) */
+    double wall_s;
+    int workers;
+    double busy_s[SDLK_REFINE_MAX_WORKERS];     /* phase-4 time per worker */
+    int64_t computed_by[SDLK_REFINE_MAX_WORKERS];
+} sdlk_refine_stats;
+
+/* Refine x0 in place. Errors: shape not a multiple of the native tile or channel
+ * mismatch (SDLK_ERR_ARG, naming the sizes), denoiser failures (passed through),
+ * cancellation. stats may be NULL. */
+sdlk_status sdlk_refine(sdlk_denoiser *d, sdlk_canvas *x0, const sdlk_refine_opts *o,
+                        sdlk_refine_stats *stats, sdlk_error *err);
+
+#endif

@@ -1,0 +1,1 @@
+/* placeholder: being written */ typedef int bench_placeholder_serve;

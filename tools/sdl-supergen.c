@@ -1,0 +1,2 @@
+#include <stdio.h>
+int main(void) { fputs("not built yet\n", stderr); return 2; } /* placeholder */
