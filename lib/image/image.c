@@ -306,3 +306,32 @@ sdlk_status sdlk_image_from_float(const sdlk_tensor *f, sdlk_layout layout, sdlk
             }
     return SDLK_OK;
 }
+
+sdlk_status sdlk_image_to_rgb8(const sdlk_tensor *img, sdlk_tensor *out, sdlk_error *err)
+{
+    if (img->ndim != 3 || img->shape[2] < 1 || img->shape[2] > 4 ||
+        (img->dtype != SDLK_U8 && img->dtype != SDLK_U16))
+        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
+                              "expected an [H, W, 1..4] u8 or u16 image");
+    int64_t h = img->shape[0], w = img->shape[1], channels = img->shape[2];
+    int64_t shape[3] = {h, w, 3};
+    sdlk_status st = sdlk_tensor_alloc(out, SDLK_U8, 3, shape, err);
+    if (st != SDLK_OK)
+        return st;
+    /* Gray (1) and gray+alpha (2) take channel 0 for R, G and B; RGB(A) its first 3. */
+    int colour = channels >= 3;
+    uint8_t *dst = out->data;
+    int64_t index[3];
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++)
+            for (int64_t c = 0; c < 3; c++) {
+                index[0] = y;
+                index[1] = x;
+                index[2] = colour ? c : 0;
+                double v = sdlk_tensor_get(img, index);
+                if (img->dtype == SDLK_U16)
+                    v = floor(v * 255.0 / 65535.0 + 0.5);
+                *dst++ = (uint8_t)v;
+            }
+    return SDLK_OK;
+}

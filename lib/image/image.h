@@ -87,4 +87,9 @@ sdlk_status sdlk_image_to_float(const sdlk_tensor *img, sdlk_layout layout, sdlk
 sdlk_status sdlk_image_from_float(const sdlk_tensor *f, sdlk_layout layout, sdlk_dtype dtype,
                                   sdlk_tensor *out, sdlk_error *err);
 
+/* Any image (u8/u16, gray, gray+alpha, RGB, RGBA) -> a new [H, W, 3] u8 RGB tensor:
+ * gray is replicated, alpha dropped (what a model that takes RGB sees), u16 scaled
+ * to 8 bits by round(v * 255 / 65535). SDLK_ERR_UNSUPPORTED for other dtypes/ranks. */
+sdlk_status sdlk_image_to_rgb8(const sdlk_tensor *img, sdlk_tensor *out, sdlk_error *err);
+
 #endif

@@ -18,9 +18,12 @@
  *   (4 x - up - down - left - right) over interior pixels; compare a restoration with
  *   the original by the ratio.
  *
- *   Radial power spectrum: |FFT2(x - mean)|^2 / (h w), averaged over rings of radius
- *   (in cycles per pixel, 0 .. 0.5) into `bins` equal bins. The FFT is libavutil's
- *   av_tx (real-to-complex rows, complex columns) on a plane cropped to even sizes.
+ *   Radial power spectrum: |FFT2(x - mean)|^2 / (h' w') of the centred h' x w' crop
+ *   whose sides are the largest powers of two that fit (so that every plane size
+ *   works with libavutil's av_tx complex FFT, run over rows then columns), averaged
+ *   over rings of radius r = sqrt(fy^2 + fx^2) in cycles per pixel, 0 <= r < 0.5, in
+ *   `bins` equal bins (a bin no frequency falls in is 0). Compare two images by their
+ *   spectra bin by bin.
  */
 #ifndef SDLK_METRICS_QUALITY_H
 #define SDLK_METRICS_QUALITY_H

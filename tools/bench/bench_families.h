@@ -84,4 +84,9 @@ sdlk_status bench_gnn(const bench_options *opt, sdlk_bench_report *report, sdlk_
  * throughput vs sequential and fixed pipelines (tools/bench/wm.c). */
 sdlk_status bench_wm(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
 
+/* SuperGen stage 2 on real footage: cache and worker speedups with quality against the
+ * uncached output, x2 restoration against bicubic, 4K peak RSS (tools/bench/supergen.c). */
+sdlk_status bench_supergen(const bench_options *opt, sdlk_bench_report *report,
+                           sdlk_error *err);
+
 #endif

@@ -13,6 +13,8 @@ const bench_family bench_families[] = {
     {"gnn", "Sparse Graph Translation and CPU SpMM: condensed tiles vs CSR vs SciPy", bench_gnn},
     {"wm", "tile watermark on real photos: quality, robustness, false positives, detection speed",
      bench_wm},
+    {"supergen", "SuperGen stage 2 on real footage: cache, tile workers, seams, x2 restore, 4K RSS",
+     bench_supergen},
     {NULL, NULL, NULL},
 };
 
