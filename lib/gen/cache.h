@@ -24,15 +24,22 @@
  *   of the published bug (which stored I + R as the "previous output", driving k to
  *   exactly 1 and causing long skip runs).
  *   On a computation with output O (sdlk_cache_record):
- *     k := mean|O - O_c| / mean|I - I_c| when both history terms exist and the input
- *     changed (mean|I - I_c| > 1e-12; otherwise k keeps its value);
+ *     k := mean|O - O_c| / mean|I - I_c| when both history terms exist (the tile was
+ *     computed before) and the input changed (mean|I - I_c| > 1e-12; otherwise k keeps
+ *     its value);
  *     in_comp := I, out_comp := O, in_prev := I, E := 0; the Welford running deviation
  *     of mean|O| is updated.
  *   Threshold: every tile starts at tau. The Welford running standard deviation of
  *   each tile's mean|O| (over its computations) measures how active the tile is.
- *   Every `retune_every` steps (default 5) sdlk_cache_retune ranks the tiles by it: the
- *   most active gets tau * (1 + alpha), the second tau * (1 + alpha / 2), every other
- *   tile tau (the "top-selective" rule of BRIEF.md section 4, as published).
+ *   Every `retune_every` steps (default 5; after steps 4, 9, 14, ...) sdlk_cache_retune
+ *   ranks the tiles by it: the most active gets tau * (1 + alpha), the second
+ *   tau * (1 + alpha / 2), every other tile tau (the "top-selective" rule of BRIEF.md
+ *   section 4, as published). sdlk_cache_retune is also the end-of-step call that
+ *   marks in_prev valid, so it must be called after every step.
+ *
+ *   Threading: decide/skip/record of different tiles of one torus grid may run
+ *   concurrently (they touch only their tile's positions and state); retune runs
+ *   alone between steps. The *_state variants take the tile state explicitly.
  *
  *   Moving a tile between workers moves its sdlk_cache_tile by value (the history
  *   buffers are canvas-addressed and stay where they are in a shared-memory engine; a
@@ -71,7 +78,8 @@ typedef struct sdlk_cache_tile {
 typedef struct sdlk_cache {
     sdlk_cache_opts opts;
     sdlk_canvas in_prev, in_comp, out_comp;  /* canvas-sized history */
-    int has_prev;                             /* in_prev valid */
+    int has_prev;                             /* in_prev valid: set by sdlk_cache_retune
+                                                 at the end of the first step */
     int64_t tiles;
     sdlk_cache_tile *tile;                    /* one per grid cell (tile index) */
 } sdlk_cache;
@@ -86,7 +94,7 @@ void sdlk_cache_free(sdlk_cache *cache);
 typedef struct sdlk_cache_decision {
     int compute;         /* 1 = run the model */
     double k, err, tau;  /* after the update */
-    double input_change; /* mean|I - in_prev| */
+    double input_change; /* mean|I - in_prev| (0 until the first step ended) */
 } sdlk_cache_decision;
 
 /* Decide for tile `index` of `grid` at step `step` of `steps`; `input` is the tile as
@@ -99,7 +107,40 @@ void sdlk_cache_skip_output(sdlk_cache *cache, const sdlk_tile_grid *grid, int64
 /* Record a real computation (input I, output O); updates k, histories, E, Welford. */
 void sdlk_cache_record(sdlk_cache *cache, const sdlk_tile_grid *grid, int64_t index,
                        const float *input, const float *output);
-/* Every retune_every steps (call once per step, after all tiles): top-selective tau. */
+/* End of a step (call once per step, after every tile of the step was skipped or
+ * recorded): marks the input history valid and, when (step + 1) is a multiple of
+ * retune_every (after steps 4, 9, 14, ... by default), applies the top-selective tau.
+ * Ties in activity go to the lower tile index, so the result is deterministic. */
 void sdlk_cache_retune(sdlk_cache *cache, int step);
+
+/* The same three operations with the tile's scalar state passed explicitly instead of
+ * cache->tile[index]. A tile worker that received a moved tile works on the state it
+ * was sent (the message) and never touches the shared table; the history canvases are
+ * written only at the tile's own positions. The `cache` struct itself is not modified,
+ * so workers may share it. */
+void sdlk_cache_decide_state(const sdlk_cache *cache, sdlk_cache_tile *state,
+                             const sdlk_tile_grid *grid, int64_t index, const float *input,
+                             int step, int steps, sdlk_cache_decision *out);
+void sdlk_cache_skip_output_state(const sdlk_cache *cache, sdlk_cache_tile *state,
+                                  const sdlk_tile_grid *grid, int64_t index,
+                                  const float *input, float *out);
+void sdlk_cache_record_state(const sdlk_cache *cache, sdlk_cache_tile *state,
+                             const sdlk_tile_grid *grid, int64_t index, const float *input,
+                             const float *output);
+/* The Welford running standard deviation of a tile's mean|O| (0 with < 2 computations):
+ * the activity that sdlk_cache_retune ranks by. */
+double sdlk_cache_tile_activity(const sdlk_cache_tile *state);
+
+/* ---- f32 torus tile copies -------------------------------------------------------
+ * Tile `index` of `grid` (TORUS or OVERLAP) between an f32 canvas with the grid's
+ * T, H, W and `canvas->c` channels and a contiguous [t, h, w, C] buffer, wrapping
+ * around the canvas edges. No allocation, no checks (callers validate the shapes once):
+ * the per-step hot path of the refinement engine and of the cache. Each row is at most
+ * two memcpy runs. Writes touch only the tile's positions, so disjoint tiles may be
+ * written concurrently. */
+void sdlk_torus_read(const sdlk_canvas *canvas, const sdlk_tile_grid *grid, int64_t index,
+                     float *tile);
+void sdlk_torus_write(sdlk_canvas *canvas, const sdlk_tile_grid *grid, int64_t index,
+                      const float *tile);
 
 #endif

@@ -56,7 +56,15 @@ typedef enum sdlk_time_kind {
 typedef struct sdlk_denoiser_desc {
     char name[64];         /* e.g. "exemplar", "exec:python3 worker.py" (truncated) */
     int channels;          /* C */
-    int64_t tile[3];       /* native tile (t, h, w); t = 1 for image models */
+    int64_t tile[3];       /* native tile (t, h, w) the model is fed; t = 1 for image
+                              models */
+    int64_t halo[3];       /* context per side (t, h, w): the engines feed windows of
+                              `tile` and keep only their centre, tile - 2 * halo (the
+                              "core"), as the tile's output; the cores tile the canvas.
+                              0 = no context (cores are whole tiles). A model whose
+                              output at a position depends only on a bounded
+                              neighbourhood gives seamless output when the halo
+                              covers it (the exemplar model does). */
     sdlk_pred_type pred;
     sdlk_time_kind time;
     int max_batch;         /* >= 1 */
@@ -111,12 +119,15 @@ sdlk_status sdlk_denoiser_predict(sdlk_denoiser *d, const sdlk_denoise_item *ite
 void sdlk_denoiser_destroy(sdlk_denoiser *d);
 /* Elements in one native tile: t * h * w * C. */
 int64_t sdlk_denoiser_tile_numel(const sdlk_denoiser_desc *desc);
+/* The core of a tile: tile - 2 * halo per axis (what covers the canvas). */
+void sdlk_denoiser_core(const sdlk_denoiser_desc *desc, int64_t core[3]);
 
 /* Build a denoiser from a spec: "exemplar[:key=value,...]" (see exemplar.h for keys)
  * or "exec:COMMAND" (the rest of the string is run by /bin/sh -c). `devices` is a
  * comma-separated device list for exec ("0,1" starts two workers with
  * CUDA_VISIBLE_DEVICES set) or NULL for one worker. `tile_hw`, when > 0, overrides
- * the exemplar model's native tile height and width. SDLK_ERR_ARG names the bad key. */
+ * the exemplar model's core tile height and width (its window adds the halo).
+ * SDLK_ERR_ARG names the bad key. */
 sdlk_status sdlk_denoiser_open_spec(const char *spec, const char *devices, int64_t tile_hw,
                                     sdlk_denoiser **out, sdlk_error *err);
 

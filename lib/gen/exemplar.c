@@ -1,1 +1,824 @@
-/* placeholder: being written */ typedef int sdlk_placeholder_exemplar;
+/* exemplar.c -- the built-in denoiser: the exact posterior mean of a multi-scale patch
+ * prior cut from each request's reference canvas (see exemplar.h). */
+#include "gen/exemplar.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tensor.h"
+#include "gen/canvas.h"
+
+/* Levels are clamped below 1 - LEVEL_EPS (the weights need some noise) and treated as
+ * pure noise below LEVEL_EPS (the posterior is then the prior mean). */
+#define LEVEL_EPS 1e-6
+/* More scales than this would shrink any real reference below one pixel. */
+#define MAX_SCALES 16
+
+/* ---- options ---------------------------------------------------------------------- */
+
+void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->patch = 8;
+    o->patch_t = 1;
+    o->stride = 0; /* p / 2, resolved by sdlk_exemplar_create */
+    o->exemplar_stride = 2;
+    o->scales = 2;
+    o->max_exemplars = 1024;
+    o->tile[0] = 1;
+    o->tile[1] = 64;
+    o->tile[2] = 64;
+    o->halo[0] = o->halo[1] = o->halo[2] = -1; /* auto: see exemplar.h */
+    o->channels = 3;
+    o->max_batch = 16;
+    o->seed = 1;
+}
+
+/* A whole decimal integer in [lo, hi]; anything else (empty, trailing text, out of
+ * range) fails. */
+static int parse_int64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "N" (one frame of N x N) or "TxHxW". */
+/* "N" or "TxHxW" with every value >= lo; "N" means (t_single, N, N). */
+static int parse_dims(const char *s, int64_t lo, int64_t t_single, int64_t tile[3])
+{
+    char buf[96];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    char *parts[3];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, "x", &save); tok;
+         tok = strtok_r(NULL, "x", &save)) {
+        if (n == 3)
+            return -1;
+        parts[n++] = tok;
+    }
+    int64_t v[3];
+    for (int i = 0; i < n; i++)
+        if (parse_int64(parts[i], lo, INT32_MAX, &v[i]))
+            return -1;
+    if (n == 1) {
+        tile[0] = t_single;
+        tile[1] = tile[2] = v[0];
+    } else if (n == 3) {
+        memcpy(tile, v, sizeof v);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Apply one key=value; -1 when the value is invalid, -2 when the key is unknown. */
+static int apply_option(sdlk_exemplar_opts *o, const char *key, const char *value)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } int_keys[] = {
+        {"patch", offsetof(sdlk_exemplar_opts, patch)},
+        {"patch_t", offsetof(sdlk_exemplar_opts, patch_t)},
+        {"stride", offsetof(sdlk_exemplar_opts, stride)},
+        {"exemplar_stride", offsetof(sdlk_exemplar_opts, exemplar_stride)},
+        {"scales", offsetof(sdlk_exemplar_opts, scales)},
+        {"max_exemplars", offsetof(sdlk_exemplar_opts, max_exemplars)},
+        {"channels", offsetof(sdlk_exemplar_opts, channels)},
+        {"batch", offsetof(sdlk_exemplar_opts, max_batch)},
+    };
+    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
+        if (strcmp(key, int_keys[i].key) == 0) {
+            int64_t v;
+            if (parse_int64(value, 1, INT32_MAX, &v))
+                return -1;
+            *(int *)((char *)o + int_keys[i].offset) = (int)v;
+            return 0;
+        }
+    if (strcmp(key, "tile") == 0)
+        return parse_dims(value, 1, 1, o->tile);
+    if (strcmp(key, "halo") == 0)
+        return parse_dims(value, 0, 0, o->halo);
+    if (strcmp(key, "seed") == 0) {
+        if (!*value || *value == '-')
+            return -1;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || *end)
+            return -1;
+        o->seed = v;
+        return 0;
+    }
+    return -2;
+}
+
+sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sdlk_error *err)
+{
+    if (!spec || !*spec)
+        return SDLK_OK;
+    char *copy = strdup(spec);
+    if (!copy)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar options: out of memory");
+    /* Parse into a scratch copy so that a failure leaves `o` unchanged. */
+    sdlk_exemplar_opts parsed = *o;
+    sdlk_status st = SDLK_OK;
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item && !st;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            st = sdlk_error_set(err, SDLK_ERR_ARG,
+                                "exemplar options: \"%s\" is not key=value", item);
+            break;
+        }
+        *eq = '\0';
+        int rc = apply_option(&parsed, item, eq + 1);
+        if (rc == -2)
+            st = sdlk_error_set(err, SDLK_ERR_ARG,
+                                "exemplar options: unknown key \"%s\" (keys: patch, patch_t, "
+                                "stride, exemplar_stride, scales, max_exemplars, tile, "
+                                "halo, channels, batch, seed)",
+                                item);
+        else if (rc)
+            st = sdlk_error_set(err, SDLK_ERR_ARG,
+                                "exemplar options: bad value \"%s\" for key \"%s\"", eq + 1,
+                                item);
+    }
+    free(copy);
+    if (!st)
+        *o = parsed;
+    return st;
+}
+
+/* ---- backend state ---------------------------------------------------------------- */
+
+/* The prior of one request. Immutable once built; `refs` counts the table's reference
+ * plus predicts in flight, so a close during a predict cannot free it under them. */
+typedef struct prior {
+    int64_t id;
+    int64_t n;          /* exemplars */
+    float *patches;     /* [n, D] */
+    float *half_norm;   /* |P_j|^2 / 2 */
+    float *mean;        /* [D]: the posterior at pure noise */
+    int refs;
+} prior;
+
+typedef struct exemplar {
+    sdlk_exemplar_opts o; /* validated, stride resolved */
+    int64_t dim;          /* D = pt * p * p * C */
+    pthread_mutex_t lock; /* guards the table and every prior's refs */
+    prior **table;
+    int64_t count, cap;
+} exemplar;
+
+static void prior_free(prior *p)
+{
+    if (!p)
+        return;
+    free(p->patches);
+    free(p->half_norm);
+    free(p->mean);
+    free(p);
+}
+
+/* Index of request `id` in the table, or -1. Caller holds the lock. */
+static int64_t table_find(const exemplar *ex, int64_t id)
+{
+    for (int64_t i = 0; i < ex->count; i++)
+        if (ex->table[i]->id == id)
+            return i;
+    return -1;
+}
+
+/* Take a reference to the prior of request `id` (NULL if not open). */
+static prior *prior_acquire(exemplar *ex, int64_t id)
+{
+    pthread_mutex_lock(&ex->lock);
+    int64_t i = table_find(ex, id);
+    prior *p = i >= 0 ? ex->table[i] : NULL;
+    if (p)
+        p->refs++;
+    pthread_mutex_unlock(&ex->lock);
+    return p;
+}
+
+static void prior_release(exemplar *ex, prior *p)
+{
+    pthread_mutex_lock(&ex->lock);
+    int last = --p->refs == 0;
+    pthread_mutex_unlock(&ex->lock);
+    if (last)
+        prior_free(p);
+}
+
+/* ---- building a prior ------------------------------------------------------------- */
+
+/* Deterministic uniform doubles in [0, 1) from a seed (splitmix64). */
+static double next_uniform(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* Patch positions along an axis of length `len` at `stride`: 0, stride, ... up to
+ * len - patch. */
+static int64_t positions_at_stride(int64_t len, int64_t patch, int64_t stride)
+{
+    return len < patch ? 0 : (len - patch) / stride + 1;
+}
+
+/* The reference at every usable scale: level 0 is the reference itself (borrowed),
+ * level s is it shrunk by 2^s (antialiased bicubic). Scales whose frames would be
+ * smaller than one patch are left out. */
+typedef struct pyramid {
+    sdlk_canvas level[MAX_SCALES];
+    int count;
+} pyramid;
+
+static void pyramid_free(pyramid *pyr)
+{
+    for (int s = 0; s < pyr->count; s++)
+        sdlk_canvas_free(&pyr->level[s]);
+    pyr->count = 0;
+}
+
+static sdlk_status pyramid_build(const sdlk_exemplar_opts *o, const sdlk_gen_request *req,
+                                 pyramid *pyr, sdlk_error *err)
+{
+    memset(pyr, 0, sizeof *pyr);
+    sdlk_canvas *base = &pyr->level[0];
+    base->data = (float *)req->reference; /* read only: resize takes a const source */
+    base->t = req->ref_shape[0];
+    base->h = req->ref_shape[1];
+    base->w = req->ref_shape[2];
+    base->c = req->ref_shape[3];
+    base->borrowed = 1;
+    pyr->count = 1;
+    for (int s = 1; s < o->scales && s < MAX_SCALES; s++) {
+        int64_t h = llround((double)base->h / (double)(1 << s));
+        int64_t w = llround((double)base->w / (double)(1 << s));
+        if (h < o->patch || w < o->patch)
+            break;
+        sdlk_status st = sdlk_canvas_alloc(&pyr->level[s], base->t, h, w, base->c, err);
+        if (!st)
+            st = sdlk_canvas_resize(base, &pyr->level[s], NULL, err);
+        if (st) {
+            sdlk_canvas_free(&pyr->level[s]);
+            pyramid_free(pyr);
+            return st;
+        }
+        pyr->count = s + 1;
+    }
+    return SDLK_OK;
+}
+
+/* Number of exemplar positions of pyramid level `s` (and its per-axis counts). */
+static int64_t level_positions(const sdlk_exemplar_opts *o, const sdlk_canvas *cv,
+                               int64_t counts[3])
+{
+    counts[0] = positions_at_stride(cv->t, o->patch_t, o->exemplar_stride);
+    counts[1] = positions_at_stride(cv->h, o->patch, o->exemplar_stride);
+    counts[2] = positions_at_stride(cv->w, o->patch, o->exemplar_stride);
+    return counts[0] * counts[1] * counts[2];
+}
+
+/* Copy the patch whose corner is (t0, y0, x0) of `cv` into dst ([pt, p, p, C]). */
+static void cut_patch(const sdlk_exemplar_opts *o, const sdlk_canvas *cv, int64_t t0,
+                      int64_t y0, int64_t x0, float *dst)
+{
+    size_t row = (size_t)o->patch * (size_t)cv->c;
+    for (int64_t dt = 0; dt < o->patch_t; dt++)
+        for (int64_t dy = 0; dy < o->patch; dy++) {
+            const float *src = cv->data + (((t0 + dt) * cv->h + y0 + dy) * cv->w + x0) * cv->c;
+            memcpy(dst, src, row * sizeof *dst);
+            dst += row;
+        }
+}
+
+/* Cut the kept exemplars. Every position of every level is a candidate, numbered
+ * level by level; Knuth's selection sampling (algorithm S) keeps a uniform subset of
+ * `keep` of them in one pass without materialising the candidate list. */
+static void collect_patches(const sdlk_exemplar_opts *o, const pyramid *pyr, int64_t total,
+                            int64_t keep, int64_t dim, float *patches)
+{
+    uint64_t rng = o->seed;
+    int64_t needed = keep, seen = 0, kept = 0;
+    for (int s = 0; s < pyr->count; s++) {
+        const sdlk_canvas *cv = &pyr->level[s];
+        int64_t counts[3];
+        int64_t n = level_positions(o, cv, counts);
+        for (int64_t i = 0; i < n && needed > 0; i++, seen++) {
+            if (keep < total && next_uniform(&rng) * (double)(total - seen) >= (double)needed)
+                continue;
+            int64_t x = i % counts[2], y = i / counts[2] % counts[1], t = i / counts[2] / counts[1];
+            cut_patch(o, cv, t * o->exemplar_stride, y * o->exemplar_stride,
+                      x * o->exemplar_stride, patches + kept * dim);
+            kept++;
+            needed--;
+        }
+    }
+}
+
+/* Half squared norms and the mean exemplar. */
+static void summarise_patches(prior *p, int64_t dim)
+{
+    double *sum = calloc((size_t)dim, sizeof *sum);
+    for (int64_t j = 0; j < p->n; j++) {
+        const float *pj = p->patches + j * dim;
+        double norm = 0.0;
+        for (int64_t k = 0; k < dim; k++) {
+            norm += (double)pj[k] * pj[k];
+            if (sum)
+                sum[k] += pj[k];
+        }
+        p->half_norm[j] = (float)(0.5 * norm);
+    }
+    for (int64_t k = 0; k < dim && sum; k++)
+        p->mean[k] = (float)(sum[k] / (double)p->n);
+    free(sum);
+}
+
+static sdlk_status prior_build(const exemplar *ex, const sdlk_gen_request *req, prior **out,
+                               sdlk_error *err)
+{
+    *out = NULL;
+    const sdlk_exemplar_opts *o = &ex->o;
+    pyramid pyr;
+    sdlk_status st = pyramid_build(o, req, &pyr, err);
+    if (st)
+        return st;
+    int64_t total = 0, counts[3];
+    for (int s = 0; s < pyr.count; s++)
+        total += level_positions(o, &pyr.level[s], counts);
+    int64_t keep = total < o->max_exemplars ? total : o->max_exemplars;
+    prior *p = calloc(1, sizeof *p);
+    if (p) {
+        p->id = req->id;
+        p->n = keep;
+        p->refs = 1;
+        p->patches = malloc((size_t)(keep * ex->dim) * sizeof *p->patches);
+        p->half_norm = malloc((size_t)keep * sizeof *p->half_norm);
+        p->mean = malloc((size_t)ex->dim * sizeof *p->mean);
+    }
+    if (!p || !p->patches || !p->half_norm || !p->mean) {
+        prior_free(p);
+        pyramid_free(&pyr);
+        return sdlk_error_set(err, SDLK_ERR_NOMEM,
+                              "exemplar request %lld: out of memory for %lld exemplars of %lld "
+                              "values",
+                              (long long)req->id, (long long)keep, (long long)ex->dim);
+    }
+    collect_patches(o, &pyr, total, keep, ex->dim, p->patches);
+    pyramid_free(&pyr);
+    summarise_patches(p, ex->dim);
+    *out = p;
+    return SDLK_OK;
+}
+
+static sdlk_status check_request(const exemplar *ex, const sdlk_gen_request *req,
+                                 sdlk_error *err)
+{
+    const sdlk_exemplar_opts *o = &ex->o;
+    const int64_t *s = req->ref_shape;
+    if (!req->reference)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "exemplar request %lld: needs a reference canvas to build its "
+                              "patch prior",
+                              (long long)req->id);
+    if (s[3] != o->channels)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "exemplar request %lld: reference has %lld channels, the model "
+                              "has %d",
+                              (long long)req->id, (long long)s[3], o->channels);
+    if (s[0] < o->patch_t || s[1] < o->patch || s[2] < o->patch)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "exemplar request %lld: reference %lldx%lldx%lld (TxHxW) is "
+                              "smaller than one %dx%dx%d patch",
+                              (long long)req->id, (long long)s[0], (long long)s[1],
+                              (long long)s[2], o->patch_t, o->patch, o->patch);
+    uint64_t numel;
+    sdlk_status st = sdlk_shape_numel(4, s, SDLK_F32, &numel, err);
+    if (st)
+        sdlk_error_prefix(err, "exemplar request %lld: reference", (long long)req->id);
+    return st;
+}
+
+static sdlk_status exemplar_open(sdlk_denoiser *d, const sdlk_gen_request *req,
+                                 sdlk_error *err)
+{
+    exemplar *ex = d->impl;
+    sdlk_status st = check_request(ex, req, err);
+    if (st)
+        return st;
+    prior *p;
+    st = prior_build(ex, req, &p, err);
+    if (st)
+        return st;
+    /* Built outside the lock (it is the slow part); the duplicate check happens at
+     * insertion so that two racing opens of one id cannot both succeed. */
+    pthread_mutex_lock(&ex->lock);
+    if (table_find(ex, req->id) >= 0) {
+        st = sdlk_error_set(err, SDLK_ERR_ARG, "exemplar request %lld: already open",
+                            (long long)req->id);
+    } else if (ex->count == ex->cap) {
+        int64_t cap = ex->cap ? 2 * ex->cap : 8;
+        prior **table = realloc(ex->table, (size_t)cap * sizeof *table);
+        if (table) {
+            ex->table = table;
+            ex->cap = cap;
+        } else {
+            st = sdlk_error_set(err, SDLK_ERR_NOMEM,
+                                "exemplar request %lld: out of memory for the request table",
+                                (long long)req->id);
+        }
+    }
+    if (!st)
+        ex->table[ex->count++] = p;
+    pthread_mutex_unlock(&ex->lock);
+    if (st)
+        prior_free(p);
+    return st;
+}
+
+static void exemplar_close(sdlk_denoiser *d, int64_t request)
+{
+    exemplar *ex = d->impl;
+    pthread_mutex_lock(&ex->lock);
+    int64_t i = table_find(ex, request);
+    prior *p = NULL;
+    if (i >= 0) {
+        p = ex->table[i];
+        ex->table[i] = ex->table[--ex->count];
+    }
+    pthread_mutex_unlock(&ex->lock);
+    if (p)
+        prior_release(ex, p);
+}
+
+/* ---- prediction ------------------------------------------------------------------- */
+
+/* Corners of the patches along a tile axis: 0, stride, ... and the last position
+ * len - patch when the stride does not land on it, so every element is covered. */
+static int64_t tile_positions(int64_t len, int64_t patch, int64_t stride, int64_t *pos)
+{
+    int64_t n = 0;
+    for (int64_t p = 0; p + patch <= len; p += stride)
+        pos[n++] = p;
+    if (pos[n - 1] != len - patch)
+        pos[n++] = len - patch;
+    return n;
+}
+
+/* The patches of a tile, as rows of a matrix (gather) and back (scatter-average). */
+typedef struct tile_patches {
+    int64_t count[3];     /* positions per axis */
+    int64_t *pos[3];      /* corners per axis */
+    int64_t m;            /* patches */
+} tile_patches;
+
+/* Each patch is pt * p runs of p * C contiguous values (one patch row of one frame).
+ * Tile offset of run r (0 .. pt * p - 1) of patch i; within the patch the run starts
+ * at r * p * C. */
+static int64_t run_offset(const sdlk_exemplar_opts *o, const tile_patches *tp, int64_t i,
+                          int64_t r)
+{
+    int64_t x = i % tp->count[2], y = i / tp->count[2] % tp->count[1];
+    int64_t t = i / tp->count[2] / tp->count[1];
+    int64_t dt = r / o->patch, dy = r % o->patch;
+    return (((tp->pos[0][t] + dt) * o->tile[1] + tp->pos[1][y] + dy) * o->tile[2] +
+            tp->pos[2][x]) * o->channels;
+}
+
+static void gather_patches(const sdlk_exemplar_opts *o, const tile_patches *tp,
+                           const float *x, int64_t dim, float *y)
+{
+    int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
+    for (int64_t i = 0; i < tp->m; i++)
+        for (int64_t r = 0; r < runs; r++)
+            memcpy(y + i * dim + r * len, x + run_offset(o, tp, i, r),
+                   (size_t)len * sizeof *y);
+}
+
+/* out = per-element average of the patch estimates covering it. */
+static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
+                            const float *est, int64_t dim, float *cover, float *out,
+                            int64_t numel)
+{
+    int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
+    memset(out, 0, (size_t)numel * sizeof *out);
+    memset(cover, 0, (size_t)numel * sizeof *cover);
+    for (int64_t i = 0; i < tp->m; i++)
+        for (int64_t r = 0; r < runs; r++) {
+            const float *src = est + i * dim + r * len;
+            int64_t at = run_offset(o, tp, i, r);
+            for (int64_t k = 0; k < len; k++) {
+                out[at + k] += src[k];
+                cover[at + k] += 1.0f;
+            }
+        }
+    for (int64_t k = 0; k < numel; k++)
+        out[k] /= cover[k];
+}
+
+/* Turn the rows of G = Y P^T into posterior weights in place:
+ * w_j ~ exp(-|y - sqrt(a) P_j|^2 / (2 (1 - a))). |y|^2 is the same for every j and
+ * drops out of the normalisation, leaving logits (sqrt(a) G_j - a |P_j|^2 / 2) / (1 - a),
+ * exponentiated in double after subtracting the row maximum. */
+static void softmax_rows(float *g, int64_t m, int64_t n, const float *half_norm, double a,
+                         double *logit)
+{
+    double sa = sqrt(a), inv = 1.0 / (1.0 - a);
+    for (int64_t i = 0; i < m; i++) {
+        float *row = g + i * n;
+        double max = -INFINITY;
+        for (int64_t j = 0; j < n; j++) {
+            logit[j] = (sa * row[j] - a * half_norm[j]) * inv;
+            if (logit[j] > max)
+                max = logit[j];
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            logit[j] = exp(logit[j] - max);
+            sum += logit[j];
+        }
+        for (int64_t j = 0; j < n; j++)
+            row[j] = (float)(logit[j] / sum);
+    }
+}
+
+/* Per-call scratch for one tile against a prior of n exemplars. */
+typedef struct scratch {
+    float *y, *g, *est, *cover;
+    double *logit;
+} scratch;
+
+static void scratch_free(scratch *s)
+{
+    free(s->y);
+    free(s->g);
+    free(s->est);
+    free(s->cover);
+    free(s->logit);
+    memset(s, 0, sizeof *s);
+}
+
+static sdlk_status scratch_alloc(scratch *s, int64_t m, int64_t n, int64_t dim, int64_t numel,
+                                 sdlk_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->y = malloc((size_t)(m * dim) * sizeof *s->y);
+    s->g = malloc((size_t)(m * n) * sizeof *s->g);
+    s->est = malloc((size_t)(m * dim) * sizeof *s->est);
+    s->cover = malloc((size_t)numel * sizeof *s->cover);
+    s->logit = malloc((size_t)n * sizeof *s->logit);
+    if (!s->y || !s->g || !s->est || !s->cover || !s->logit) {
+        scratch_free(s);
+        return sdlk_error_set(err, SDLK_ERR_NOMEM,
+                              "exemplar predict: out of memory for %lld patches x %lld "
+                              "exemplars",
+                              (long long)m, (long long)n);
+    }
+    return SDLK_OK;
+}
+
+/* Lay out the patches of a tile; pos holds tile[0] + tile[1] + tile[2] corners (an
+ * axis of length L never has more than L corners). */
+static void tile_patches_init(const sdlk_exemplar_opts *o, int64_t *pos, tile_patches *tp)
+{
+    /* along time the stride cannot exceed the patch's own length (1 frame by default),
+     * or frames would be left uncovered */
+    const int64_t extent[3] = {o->patch_t, o->patch, o->patch};
+    const int64_t stride[3] = {o->stride < o->patch_t ? o->stride : o->patch_t, o->stride,
+                               o->stride};
+    tp->m = 1;
+    for (int a = 0; a < 3; a++) {
+        tp->pos[a] = pos;
+        tp->count[a] = tile_positions(o->tile[a], extent[a], stride[a], pos);
+        pos += o->tile[a];
+        tp->m *= tp->count[a];
+    }
+}
+
+/* The posterior-mean patch estimates of one tile into s->est. */
+static void estimate_patches(const exemplar *ex, const prior *p, const tile_patches *tp,
+                             const sdlk_denoise_item *it, scratch *s)
+{
+    const int64_t dim = ex->dim, n = p->n;
+    double a = it->level > 1.0 - LEVEL_EPS ? 1.0 - LEVEL_EPS : it->level;
+    if (a < LEVEL_EPS) {
+        for (int64_t i = 0; i < tp->m; i++)
+            memcpy(s->est + i * dim, p->mean, (size_t)dim * sizeof *s->est);
+        return;
+    }
+    gather_patches(&ex->o, tp, it->x, dim, s->y);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)tp->m, (blasint)n,
+                (blasint)dim, 1.0f, s->y, (blasint)dim, p->patches, (blasint)dim, 0.0f, s->g,
+                (blasint)n);
+    softmax_rows(s->g, tp->m, n, p->half_norm, a, s->logit);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)tp->m, (blasint)dim,
+                (blasint)n, 1.0f, s->g, (blasint)n, p->patches, (blasint)dim, 0.0f, s->est,
+                (blasint)dim);
+}
+
+static sdlk_status predict_tile(const exemplar *ex, const prior *p, const sdlk_denoise_item *it,
+                                sdlk_error *err)
+{
+    const sdlk_exemplar_opts *o = &ex->o;
+    const int64_t numel = o->tile[0] * o->tile[1] * o->tile[2] * o->channels;
+    int64_t *pos = malloc((size_t)(o->tile[0] + o->tile[1] + o->tile[2]) * sizeof *pos);
+    if (!pos)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar predict: out of memory");
+    tile_patches tp;
+    tile_patches_init(o, pos, &tp);
+    scratch s;
+    sdlk_status st = scratch_alloc(&s, tp.m, p->n, ex->dim, numel, err);
+    if (!st) {
+        estimate_patches(ex, p, &tp, it, &s);
+        scatter_average(o, &tp, s.est, ex->dim, s.cover, it->out, numel);
+        scratch_free(&s);
+    }
+    free(pos);
+    return st;
+}
+
+static sdlk_status exemplar_predict(sdlk_denoiser *d, const sdlk_denoise_item *items, int n,
+                                    sdlk_error *err)
+{
+    exemplar *ex = d->impl;
+    for (int i = 0; i < n; i++) {
+        const sdlk_denoise_item *it = &items[i];
+        if (!(it->level >= 0.0 && it->level <= 1.0))
+            return sdlk_error_set(err, SDLK_ERR_ARG,
+                                  "exemplar predict: tile %lld has level %g, outside [0, 1] "
+                                  "(alpha_bar)",
+                                  (long long)it->tile_id, it->level);
+        prior *p = prior_acquire(ex, it->request);
+        if (!p)
+            return sdlk_error_set(err, SDLK_ERR_NOTFOUND,
+                                  "exemplar predict: tile %lld names request %lld, which is "
+                                  "not open",
+                                  (long long)it->tile_id, (long long)it->request);
+        sdlk_status st = predict_tile(ex, p, it, err);
+        prior_release(ex, p);
+        if (st)
+            return st;
+    }
+    return SDLK_OK;
+}
+
+static void exemplar_destroy(sdlk_denoiser *d)
+{
+    exemplar *ex = d->impl;
+    for (int64_t i = 0; i < ex->count; i++)
+        prior_release(ex, ex->table[i]);
+    free(ex->table);
+    pthread_mutex_destroy(&ex->lock);
+    free(ex);
+    free(d);
+}
+
+static const sdlk_denoiser_ops exemplar_ops = {
+    .open = exemplar_open,
+    .close = exemplar_close,
+    .predict = exemplar_predict,
+    .destroy = exemplar_destroy,
+};
+
+/* ---- creation --------------------------------------------------------------------- */
+
+static sdlk_status check_opts(const sdlk_exemplar_opts *o, sdlk_error *err)
+{
+    const char *what = NULL;
+    if (o->channels < 1)
+        what = "channels must be at least 1";
+    else if (o->tile[0] < 1 || o->tile[1] < 1 || o->tile[2] < 1)
+        what = "every tile size must be at least 1";
+    else if (o->patch < 1 || o->patch > o->tile[1] || o->patch > o->tile[2])
+        what = "patch must be from 1 to the tile's height and width";
+    else if (o->patch_t < 1 || o->patch_t > o->tile[0])
+        what = "patch_t must be from 1 to the tile's frame count";
+    else if (o->stride < 1 || o->stride > o->patch)
+        what = "stride must be from 1 to patch";
+    else if (o->exemplar_stride < 1)
+        what = "exemplar_stride must be at least 1";
+    else if (o->scales < 1 || o->scales > MAX_SCALES)
+        what = "scales must be from 1 to 16";
+    else if (o->max_exemplars < 1)
+        what = "max_exemplars must be at least 1";
+    else if (o->max_batch < 1)
+        what = "batch must be at least 1";
+    if (what)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "exemplar model: %s (patch %d, patch_t %d, stride %d, "
+                              "exemplar_stride %d, scales %d, max_exemplars %d, tile "
+                              "%lldx%lldx%lld, channels %d, batch %d)",
+                              what, o->patch, o->patch_t, o->stride, o->exemplar_stride,
+                              o->scales, o->max_exemplars, (long long)o->tile[0],
+                              (long long)o->tile[1], (long long)o->tile[2], o->channels,
+                              o->max_batch);
+    const int64_t shape[4] = {o->tile[0], o->tile[1], o->tile[2], o->channels};
+    uint64_t numel;
+    sdlk_status st = sdlk_shape_numel(4, shape, SDLK_F32, &numel, err);
+    if (st)
+        sdlk_error_prefix(err, "exemplar model: tile");
+    return st;
+}
+
+/* Resolve the automatic halo and turn o->tile from the core into the window the model
+ * computes on (everything after this sees the window). With a halo, seamless output
+ * needs the window's patch grid to tile exactly and cores a multiple of the stride
+ * apart (see exemplar.h). */
+static sdlk_status resolve_window(sdlk_exemplar_opts *o, sdlk_error *err)
+{
+    int64_t stride[3] = {o->patch_t, o->stride, o->stride};
+    int64_t patch[3] = {o->patch_t, o->patch, o->patch};
+    int any_halo = 0;
+    for (int a = 0; a < 3; a++) {
+        if (o->halo[a] < 0)
+            o->halo[a] = a == 0 ? 0 : patch[a] - stride[a];
+        if (o->tile[a] < 1 || o->halo[a] > INT32_MAX / 4 || o->tile[a] > INT32_MAX / 2)
+            return sdlk_error_set(err, SDLK_ERR_ARG,
+                                  "exemplar model: tile %lld and halo %lld out of range",
+                                  (long long)o->tile[a], (long long)o->halo[a]);
+        any_halo |= o->halo[a] > 0;
+        o->tile[a] += 2 * o->halo[a];
+    }
+    if (!any_halo)
+        return SDLK_OK;
+    for (int a = 1; a < 3; a++)
+        if (o->tile[a] >= patch[a] && ((o->tile[a] - patch[a]) % stride[a] != 0 ||
+                                       (o->tile[a] - 2 * o->halo[a]) % stride[a] != 0))
+            return sdlk_error_set(err, SDLK_ERR_ARG,
+                                  "exemplar model: with a halo, the tile (%lld) and the "
+                                  "window minus the patch (%lld - %lld) must be multiples of "
+                                  "the stride %lld (seamless tiling)",
+                                  (long long)(o->tile[a] - 2 * o->halo[a]),
+                                  (long long)o->tile[a], (long long)patch[a],
+                                  (long long)stride[a]);
+    return SDLK_OK;
+}
+
+sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *opts, sdlk_denoiser **out,
+                                 sdlk_error *err)
+{
+    *out = NULL;
+    sdlk_exemplar_opts o = *opts;
+    if (o.stride == 0)
+        o.stride = o.patch / 2 > 0 ? o.patch / 2 : 1;
+    sdlk_status st = resolve_window(&o, err);
+    if (st)
+        return st;
+    st = check_opts(&o, err);
+    if (st)
+        return st;
+    sdlk_denoiser *d = calloc(1, sizeof *d);
+    exemplar *ex = calloc(1, sizeof *ex);
+    if (!d || !ex || pthread_mutex_init(&ex->lock, NULL) != 0) {
+        free(d);
+        free(ex);
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar model: out of memory");
+    }
+    ex->o = o;
+    ex->dim = (int64_t)o.patch_t * o.patch * o.patch * o.channels;
+    d->ops = &exemplar_ops;
+    d->impl = ex;
+    snprintf(d->desc.name, sizeof d->desc.name, "exemplar");
+    d->desc.channels = o.channels;
+    memcpy(d->desc.tile, o.tile, sizeof d->desc.tile);
+    memcpy(d->desc.halo, o.halo, sizeof d->desc.halo);
+    d->desc.pred = SDLK_PRED_X0;
+    d->desc.time = SDLK_TIME_VP;
+    d->desc.max_batch = o.max_batch;
+    d->desc.workers = 1;
+    *out = d;
+    return SDLK_OK;
+}
+
+int64_t sdlk_exemplar_count(sdlk_denoiser *d, int64_t request)
+{
+    if (!d || d->ops != &exemplar_ops)
+        return -1;
+    exemplar *ex = d->impl;
+    pthread_mutex_lock(&ex->lock);
+    int64_t i = table_find(ex, request);
+    int64_t n = i >= 0 ? ex->table[i]->n : -1;
+    pthread_mutex_unlock(&ex->lock);
+    return n;
+}

@@ -20,6 +20,13 @@
  *   At a = 1 (clean) the weights are not defined; levels are clamped to
  *   a <= 1 - 1e-6. Levels below 1e-6 (pure noise) give the mean exemplar.
  *
+ *   Halo: the model is fed windows of tile + 2 * halo whose patches sit on a grid of
+ *   `stride` relative to the window; cores (multiples of stride apart) therefore share
+ *   one canvas-aligned patch grid, and with halo >= patch - stride each core position
+ *   is averaged over exactly the patches an untiled computation would use. The output
+ *   is the full window (the engines keep its core). sdlk_exemplar_create checks that
+ *   (window - patch) and the core size are multiples of the stride when halo > 0.
+ *
  *   Flow-matching inputs are not supported (the model declares VP time); the sampler
  *   always drives it with alpha_bar.
  *
@@ -38,11 +45,16 @@
 typedef struct sdlk_exemplar_opts {
     int patch;            /* p: spatial patch side (default 8) */
     int patch_t;          /* pt: frames per patch (default 1; <= tile t) */
-    int stride;           /* patch stride inside a tile (default p / 2) */
+    int stride;           /* patch stride inside a tile (0 = default p / 2) */
     int exemplar_stride;  /* stride when collecting exemplars (default 2) */
     int scales;           /* scales 1, 1/2, 1/4, ... (default 2) */
     int max_exemplars;    /* N cap (default 1024) */
-    int64_t tile[3];      /* native tile (default 1, 64, 64) */
+    int64_t tile[3];      /* core tile on the canvas (default 1, 64, 64) */
+    int64_t halo[3];      /* context per side; -1 = auto (default): 0 in time and
+                             patch - stride in space, the least for which every patch
+                             covering a core position lies in the window, so that tiled
+                             output equals untiled output (no seams). The native tile
+                             (the window the model is fed) is tile + 2 * halo. */
     int channels;         /* C (default 3) */
     int max_batch;        /* default 16 */
     uint64_t seed;        /* exemplar subsampling seed (default 1) */
@@ -50,7 +62,8 @@ typedef struct sdlk_exemplar_opts {
 
 void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o);
 /* Parse "key=value,key=value" (keys: patch, patch_t, stride, exemplar_stride, scales,
- * max_exemplars, tile (N or TxHxW), channels, batch, seed) into o. SDLK_ERR_ARG names
+ * max_exemplars, tile (N or TxHxW: the core), halo (N: spatial, or TxHxW), channels,
+ * batch, seed) into o. SDLK_ERR_ARG names
  * the bad key or value. An empty or NULL string changes nothing. */
 sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sdlk_error *err);
 

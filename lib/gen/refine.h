@@ -11,24 +11,35 @@
  *   for step k:
  *     1. grid := torus grid of native tiles shifted by sdlk_tile_torus_shift(tile,
  *        shift_stride, k) (each axis its own cycle; borders never stay put);
- *     2. each worker extracts its tiles and asks the cache (if enabled) compute or skip;
- *     3. with redistribution, the active (computed) tiles are re-split evenly and in
- *        canvas order among the workers; a tile that changes owner carries its
- *        sdlk_cache_tile with it (a message: tile index + state; see assign_*);
- *     4. each worker predicts its active tiles in batches of up to max_batch
- *        (sdlk_denoiser_predict), outputs I + R for skipped tiles, applies the sampler
- *        step per tile and writes the tile back (tiles are disjoint on a torus, so
- *        writes never race and the next tile's input is unaffected);
+ *     2. each worker extracts the tiles of its home block (tiles are split into
+ *        contiguous blocks of tile indices, one per worker) and asks the cache (if
+ *        enabled) compute or skip; a skipped tile is finished on the spot (output
+ *        I + R, sampler step, write back: it costs no model call);
+ *     3. the active (computed) tiles, in canvas order, are cut into one contiguous
+ *        slice per worker: evenly with redistribution, by home block without; a tile
+ *        that leaves its home carries its sdlk_cache_tile with it (a message: tile
+ *        index, step, from, to, state; refine_move in refine.c);
+ *     4. each worker predicts its slice in batches of up to max_batch
+ *        (sdlk_denoiser_predict), records the computations in the cache, applies the
+ *        sampler step per tile and writes the tile back (tiles are disjoint on a
+ *        torus, so writes never race and the next tile's input is unaffected);
  *     5. ILVR (when ilvr_factor > 1): x += up(down(y_k') - down(x)) where y_k' is the
  *        sketch re-noised with the same e to the level reached after the step, and
  *        down/up are Keys bicubic resizes by ilvr_factor (sdlk_canvas_resize). Linear,
- *        so it runs on the small canvas plus one upsample. Skipped after the last step.
+ *        so it runs on the small canvas plus one upsample per frame. It runs after
+ *        every step, the last one included: the level after the last step is clean,
+ *        so y' is the sketch itself and the output's low frequencies are the sketch's
+ *        (as in ILVR, whose last step conditions on the clean reference).
  *   After the last step `x0` holds the refined canvas (values unclamped).
  *
  *   Workers are threads of one process; the seam between the coordinator and workers
  *   is the per-step assignment message (tile indices with their cache states), which
- *   is what a multi-machine (MPI) engine would send. Per-worker busy time (time spent
- *   in phase 4) and counts are reported.
+ *   is what a multi-machine (MPI) engine would send. A moved tile's state is sent to
+ *   the computing worker and sent back to its home (the block owner, which decides it
+ *   again next step); the tile data and history stay canvas-addressed in shared memory.
+ *   Per-worker busy time (phases 2 and 4: deciding and finishing skipped tiles of its
+ *   block, computing its active tiles) and counts are reported.
+ *   With the cache off no history is kept and trace rows show k = E = tau = 0.
  *   Determinism: the output depends on the seed, the options and the denoiser, not on
  *   the number of workers or redistribution (tiles are computed identically wherever
  *   they run; batches may differ but each item is independent).
@@ -58,14 +69,18 @@ typedef struct sdlk_refine_trace_row {
 } sdlk_refine_trace_row;
 
 typedef void (*sdlk_refine_trace_fn)(void *ctx, const sdlk_refine_trace_row *row);
-/* Called after every step (step, steps); return non-zero to cancel (SDLK_ERR_IO
- * "interrupted"). */
+/* Called after every step with the number of steps done (1..steps) and steps; return
+ * non-zero to cancel (SDLK_ERR_IO "interrupted"; the canvas is left part-way). Trace
+ * rows and progress calls come from the calling thread, trace rows in tile order. */
 typedef int (*sdlk_refine_progress_fn)(void *ctx, int step, int steps);
 
 typedef struct sdlk_refine_opts {
     sdlk_schedule schedule;      /* steps, strength, levels (must match denoiser time) */
-    int64_t shift_stride[3];     /* per-axis torus stride (default 0, tile_h/16,
-                                    tile_w/16 + 1: different cycles per axis) */
+    int64_t shift_stride[3];     /* per-axis torus stride (default 0, core_h/16 + 1,
+                                    core_w/16 + 3: SuperGen's tile/16 made odd and
+                                    different per axis, so the borders visit every
+                                    residue of the 4- and 8-pixel blocks that codecs
+                                    leave in real footage, not only its block edges) */
     double ilvr_factor;          /* > 1 enables ILVR (the upscale factor); <= 1 off */
     sdlk_cache_opts cache;
     int workers;                 /* >= 1 */
@@ -92,7 +107,7 @@ typedef struct sdlk_refine_stats {
     int64_t moved;               /* tiles that changed owner (redistribution) */
     double wall_s;
     int workers;
-    double busy_s[SDLK_REFINE_MAX_WORKERS];     /* phase-4 time per worker */
+    double busy_s[SDLK_REFINE_MAX_WORKERS];     /* phase 2 + 4 time per worker */
     int64_t computed_by[SDLK_REFINE_MAX_WORKERS];
 } sdlk_refine_stats;
 

@@ -225,11 +225,13 @@ static sdlk_status check_opts(const sdlk_supergen_opts *o, const sdlk_denoiser_d
         return sdlk_error_set(err, SDLK_ERR_ARG,
                               "model %s takes %d channels; supergen works on RGB (3)",
                               desc->name, desc->channels);
-    if (o->chunk < desc->tile[0] || o->chunk < 1)
+    int64_t core[3];
+    sdlk_denoiser_core(desc, core);
+    if (o->chunk < core[0] || o->chunk < 1)
         return sdlk_error_set(err, SDLK_ERR_ARG,
                               "chunk of %lld frames is shorter than the model's temporal tile "
                               "(%lld frames)",
-                              (long long)o->chunk, (long long)desc->tile[0]);
+                              (long long)o->chunk, (long long)core[0]);
     if (o->overlap < 0 || o->overlap >= o->chunk)
         return sdlk_error_set(err, SDLK_ERR_ARG,
                               "chunk overlap %lld must be in 0..%lld (chunk - 1)",
@@ -255,9 +257,12 @@ static sdlk_status run_alloc(supergen_run *run, const sdlk_tensor *first, sdlk_e
     run->in_w = first->shape[1];
     run->out_h = o->out_h;
     run->out_w = o->out_w;
-    run->tile_t = desc->tile[0];
-    run->pad_h = round_up(run->out_h, desc->tile[1]);
-    run->pad_w = round_up(run->out_w, desc->tile[2]);
+    /* The canvas is covered by tile cores (the model's window minus its halo). */
+    int64_t core[3];
+    sdlk_denoiser_core(desc, core);
+    run->tile_t = core[0];
+    run->pad_h = round_up(run->out_h, core[1]);
+    run->pad_w = round_up(run->out_w, core[2]);
     int64_t chunk_frames = round_up(o->chunk, run->tile_t);
     sdlk_status st = sdlk_canvas_alloc(&run->sketch, chunk_frames, run->in_h, run->in_w, 3, err);
     if (st == SDLK_OK)

@@ -56,14 +56,29 @@ grep '"step":3,' "$WORK/trace.jsonl" | grep -q '"computed":false' && fail "last 
 "$INFO" "$WORK/one.png" >"$WORK/info" 2>&1 && grep -q 'width *192' "$WORK/info" ||
     fail "image output: $(cat "$WORK/info")"
 
+# exec backend: the C test worker (out = 0.5 x + k, deterministic) on two "devices";
+# when the worker of device 1 crashes mid-run its tiles are re-run elsewhere and the
+# output is the same as without the crash
+worker="$SDL_TEST_WORKER --tile 1x64x64 --channels 3"
+"$TOOL" $small -q --model "exec:$worker" --devices 0,1 -o "$WORK/x/" "$clip" ||
+    fail "exec run failed"
+"$TOOL" $small -q --model "exec:$worker --mode crash --after 2 --only-device 1" \
+    --devices 0,1 -o "$WORK/y/" "$clip" || fail "exec run with a crashing worker failed"
+for f in frame_000001.png frame_000002.png frame_000003.png; do
+    [ -s "$WORK/x/$f" ] || fail "exec run: no $f"
+    cmp -s "$WORK/x/$f" "$WORK/y/$f" || fail "$f differs after a worker crash"
+done
+expect_exit 1 "$WORK/u.mkv" "exec worker that always fails" -- \
+    "$TOOL" $small --model "exec:$worker --mode error" -o "$WORK/u.mkv" "$clip"
+
 # ---- usage errors -------------------------------------------------------------------
 expect_exit 2 "$WORK/u.mkv" "no input" -- "$TOOL" -o "$WORK/u.mkv"
 expect_exit 2 - "no output" -- "$TOOL" "$clip"
 expect_exit 2 "$WORK/u.mkv" "bad --cache" -- "$TOOL" --cache maybe -o "$WORK/u.mkv" "$clip"
 expect_exit 2 "$WORK/u.mkv" "bad preset" -- "$TOOL" --preset 8k -o "$WORK/u.mkv" "$clip"
 expect_exit 2 "$WORK/u.mkv" "bad steps" -- "$TOOL" --steps 0 -o "$WORK/u.mkv" "$clip"
-expect_exit 2 "$WORK/u.mkv" "tile below the patch" -- \
-    "$TOOL" --tile 4 -o "$WORK/u.mkv" "$clip"
+expect_exit 2 "$WORK/u.mkv" "tile below the patch (no halo)" -- \
+    "$TOOL" --model exemplar:halo=0 --tile 4 -o "$WORK/u.mkv" "$clip"
 
 # ---- bad inputs -----------------------------------------------------------------------
 expect_exit 1 "$WORK/u.mkv" "missing input" -- "$TOOL" -o "$WORK/u.mkv" "$WORK/nope.avi"

@@ -307,7 +307,8 @@ static sdlk_status frame_luma(const sdlk_tensor *frame, float **plane, sdlk_erro
 static sdlk_status clip_seam(const clip *c, const sg_config *cfg, double *seam, sdlk_error *err)
 {
     int64_t h = clip_h(c), w = clip_w(c);
-    const int64_t *tile = cfg->model->desc.tile;
+    int64_t tile[3]; /* the cores cover the canvas */
+    sdlk_denoiser_core(&cfg->model->desc, tile);
     uint8_t *rows = calloc((size_t)h, 1), *cols = calloc((size_t)w, 1);
     if (!rows || !cols) {
         free(rows);
