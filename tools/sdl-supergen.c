@@ -60,7 +60,7 @@ static void usage(FILE *out)
           "      --size WxH       output size\n"
           "      --preset P       2k (2560x1440) or 4k (3840x2160)\n"
           "Diffusion:\n"
-          "      --steps N        refinement steps (default 15)\n"
+          "      --steps N        refinement steps (default 15); 0 = the bicubic upscale only\n"
           "      --strength S     re-noising strength in (0, 1] (default 0.2)\n"
           "      --model SPEC     exemplar[:key=val,...] (built in, default) or exec:COMMAND\n"
           "      --devices LIST   exec: one worker per device, e.g. 0,1,2,3\n"
@@ -69,7 +69,7 @@ static void usage(FILE *out)
           "      --seed N         noise seed (default 1)\n"
           "Cache and workers:\n"
           "      --cache on|off   region-aware cache (default on)\n"
-          "      --tau T          cache threshold (default 0.05)\n"
+          "      --tau T          cache threshold (default 0.5)\n"
           "      --alpha A        boost of the most active tiles' threshold (default 0.5)\n"
           "      --warmup N       always-computed first steps (default 5)\n"
           "      --workers N      parallel tile workers (default: --threads)\n"
@@ -309,7 +309,7 @@ static int on_chunk(void *ctx, int64_t frames_done, int step, int steps)
 static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
 {
     *a = (supergen_args){.scale = 2.0, .steps = 15, .warmup = 5, .chunk = 8, .overlap = 2,
-                         .crf = 18, .frames_max = -1, .strength = 0.2, .tau = 0.05,
+                         .crf = 18, .frames_max = -1, .strength = 0.2, .tau = 0.5,
                          .alpha = 0.5, .cache = 1, .redistribute = 1, .ilvr = 1, .seed = 1,
                          .model = "exemplar"};
     int opt;
@@ -343,7 +343,7 @@ static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
                 ok = 0;
             }
             break;
-        case OPT_STEPS: ok = cli_parse_long(cli, "--steps", optarg, 1, 1000, &a->steps); break;
+        case OPT_STEPS: ok = cli_parse_long(cli, "--steps", optarg, 0, 1000, &a->steps); break;
         case OPT_STRENGTH:
             ok = cli_parse_double(cli, "--strength", optarg, 1e-3, 1.0, &a->strength);
             break;
@@ -458,8 +458,9 @@ static sdlk_status make_opts(const supergen_args *a, sdlk_denoiser *model, int t
         return st;
     o->chunk = a->chunk;
     o->overlap = a->overlap < a->chunk ? a->overlap : a->chunk - 1;
-    st = sdlk_schedule_init(&o->refine.schedule, model->desc.time, (int)a->steps, a->strength,
-                            err);
+    o->upscale_only = a->steps == 0;
+    st = sdlk_schedule_init(&o->refine.schedule, model->desc.time,
+                            a->steps > 0 ? (int)a->steps : 1, a->strength, err);
     o->refine.cache.enabled = a->cache;
     o->refine.cache.tau = a->tau;
     o->refine.cache.alpha = a->alpha;

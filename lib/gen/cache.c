@@ -130,7 +130,7 @@ static double mean_abs_history(const tile_walk *walk, const float *history)
 void sdlk_cache_opts_init(sdlk_cache_opts *o)
 {
     o->enabled = 1;
-    o->tau = 0.05;
+    o->tau = 0.5;
     o->alpha = 0.5;
     o->warmup = 5;
     o->retune_every = 5;

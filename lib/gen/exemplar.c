@@ -516,7 +516,17 @@ static void gather_patches(const sdlk_exemplar_opts *o, const tile_patches *tp,
                    (size_t)len * sizeof *y);
 }
 
-/* out = per-element average of the patch estimates covering it. */
+/* Weight of element i of a patch of length p: a tent, (min(i, p - 1 - i) + 1/2) / (p / 2).
+ * Uniform averaging of overlapping patches leaves a visible grid at the patch stride
+ * (every stride-th line starts a new set of patches); tent weights at stride p / 2 sum
+ * to exactly 1 everywhere (a partition of unity), so the blend has no such grid. */
+static float tent_weight(int64_t i, int64_t p)
+{
+    int64_t edge = i < p - 1 - i ? i : p - 1 - i;
+    return (float)(((double)edge + 0.5) / ((double)p / 2.0));
+}
+
+/* out = per-element tent-weighted average of the patch estimates covering it. */
 static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
                             const float *est, int64_t dim, float *cover, float *out,
                             int64_t numel)
@@ -528,9 +538,13 @@ static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
         for (int64_t r = 0; r < runs; r++) {
             const float *src = est + i * dim + r * len;
             int64_t at = run_offset(o, tp, i, r);
+            /* run r is row r % p of frame r / p of the patch */
+            float run_weight = tent_weight(r / o->patch, o->patch_t) *
+                               tent_weight(r % o->patch, o->patch);
             for (int64_t k = 0; k < len; k++) {
-                out[at + k] += src[k];
-                cover[at + k] += 1.0f;
+                float w = run_weight * tent_weight(k / o->channels, o->patch);
+                out[at + k] += w * src[k];
+                cover[at + k] += w;
             }
         }
     for (int64_t k = 0; k < numel; k++)

@@ -14,7 +14,9 @@
  *   ideal denoiser of the prior:
  *       E[x0 | y] = sum_j w_j P_j,  w_j ~ exp(-|y - sqrt(a) P_j|^2 / (2 (1 - a)))
  *   (normalised; computed in double-safe log-sum-exp form), and the overlapping
- *   estimates are averaged per position. The output is an x0 prediction. Distances
+ *   estimates are averaged per position with tent weights (element i of a patch of
+ *   length p weighs (min(i, p - 1 - i) + 1/2) / (p / 2) per axis: a partition of unity
+ *   at stride p / 2, so the blend shows no grid at the patch stride). The output is an x0 prediction. Distances
  *   are one matrix product Y P^T per tile (OpenBLAS sgemm); the weighted sum is a
  *   second (W P). Cost per tile: O(M * N * D) with M patches per tile.
  *   At a = 1 (clean) the weights are not defined; levels are clamped to

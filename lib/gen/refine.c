@@ -121,6 +121,7 @@ sdlk_status sdlk_refine_opts_init(sdlk_refine_opts *o, const sdlk_denoiser_desc 
     o->shift_stride[1] = sh;
     o->shift_stride[2] = sw;
     o->ilvr_factor = 0.0;
+    o->ilvr_passes = 4;
     sdlk_cache_opts_init(&o->cache);
     o->workers = 1;
     o->redistribute = 1;
@@ -412,25 +413,30 @@ static sdlk_canvas frame_view(const sdlk_canvas *cv, int64_t f)
     return (sdlk_canvas){sdlk_canvas_frame(cv, f), 1, cv->h, cv->w, cv->c, 1};
 }
 
-/* x += up(renoise(down sketch, down e, level) - down(x)). */
+/* x += up(renoise(down sketch, down e, level) - down(x)), repeated: up(down(.)) is not a
+ * projection, so one pass leaves down(x) only near the target; a few passes of this
+ * back-projection (Irani and Peleg) make the sample's low band match the sketch's. */
 static sdlk_status ilvr_apply(refine_engine *e, double level, sdlk_error *err)
 {
     refine_ilvr *il = &e->ilvr;
-    sdlk_status st = sdlk_canvas_resize(e->x, &il->x, e->pool, err);
-    if (st)
-        return st;
     int64_t n = sdlk_canvas_numel(&il->x);
     sdlk_renoise(e->d->desc.time, level, il->sketch.data, il->noise.data, il->target.data, n);
-    for (int64_t i = 0; i < n; i++)
-        il->x.data[i] = il->target.data[i] - il->x.data[i];
-    for (int64_t f = 0; f < e->x->t; f++) {
-        sdlk_canvas small = frame_view(&il->x, f);
-        sdlk_canvas big = {il->frame, 1, e->x->h, e->x->w, e->x->c, 1};
-        if ((st = sdlk_canvas_resize(&small, &big, e->pool, err)))
+    int passes = e->o->ilvr_passes > 0 ? e->o->ilvr_passes : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        sdlk_status st = sdlk_canvas_resize(e->x, &il->x, e->pool, err);
+        if (st)
             return st;
-        float *xf = sdlk_canvas_frame(e->x, f);
-        for (int64_t i = 0; i < e->frame_numel; i++)
-            xf[i] += il->frame[i];
+        for (int64_t i = 0; i < n; i++)
+            il->x.data[i] = il->target.data[i] - il->x.data[i];
+        for (int64_t f = 0; f < e->x->t; f++) {
+            sdlk_canvas small = frame_view(&il->x, f);
+            sdlk_canvas big = {il->frame, 1, e->x->h, e->x->w, e->x->c, 1};
+            if ((st = sdlk_canvas_resize(&small, &big, e->pool, err)))
+                return st;
+            float *xf = sdlk_canvas_frame(e->x, f);
+            for (int64_t i = 0; i < e->frame_numel; i++)
+                xf[i] += il->frame[i];
+        }
     }
     return SDLK_OK;
 }

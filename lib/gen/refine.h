@@ -26,7 +26,8 @@
  *     5. ILVR (when ilvr_factor > 1): x += up(down(y_k') - down(x)) where y_k' is the
  *        sketch re-noised with the same e to the level reached after the step, and
  *        down/up are Keys bicubic resizes by ilvr_factor (sdlk_canvas_resize). Linear,
- *        so it runs on the small canvas plus one upsample per frame. It runs after
+ *        so it runs on the small canvas plus one upsample per frame, repeated
+ *        ilvr_passes times (iterative back-projection). It runs after
  *        every step, the last one included: the level after the last step is clean,
  *        so y' is the sketch itself and the output's low frequencies are the sketch's
  *        (as in ILVR, whose last step conditions on the clean reference).
@@ -82,6 +83,11 @@ typedef struct sdlk_refine_opts {
                                     residue of the 4- and 8-pixel blocks that codecs
                                     leave in real footage, not only its block edges) */
     double ilvr_factor;          /* > 1 enables ILVR (the upscale factor); <= 1 off */
+    int ilvr_passes;             /* back-projection passes per step (default 4; < 1 = 1):
+                                    up(down(.)) is not a projection, so one pass leaves
+                                    the low band only near the sketch's; 4 passes cut
+                                    the PSNR loss against bicubic from 1.2-1.5 dB to
+                                    0.6-0.8 dB on real photos and footage (x2) */
     sdlk_cache_opts cache;
     int workers;                 /* >= 1 */
     int redistribute;            /* 1: rebalance active tiles every step (default) */

@@ -136,19 +136,12 @@ static void add_stats(sdlk_refine_stats *sum, const sdlk_refine_stats *chunk)
     }
 }
 
-/* Refine the frames in the sketch (a chunk starting at global frame `first`) and emit
- * or hold the results. `last` says no chunk follows. */
-static sdlk_status process_chunk(supergen_run *run, int64_t first, int64_t chunk_index,
-                                 int last, sdlk_error *err)
+/* Refine the upsampled chunk in run->work: the chunk's sketch frames are the request
+ * the denoiser conditions on (the exemplar model's prior). */
+static sdlk_status refine_chunk(supergen_run *run, int64_t first, int64_t chunk_index,
+                                int64_t frames, sdlk_error *err)
 {
     const sdlk_supergen_opts *o = run->opts;
-    int64_t n = run->sketch_count;
-    int64_t frames = round_up(n, run->tile_t);
-    /* A short final chunk repeats its last sketch frame up to a whole temporal tile. */
-    for (int64_t f = n; f < frames; f++)
-        memcpy(sdlk_canvas_frame(&run->sketch, f), sdlk_canvas_frame(&run->sketch, n - 1),
-               (size_t)(run->in_h * run->in_w * 3) * sizeof(float));
-
     sdlk_gen_request req = {0};
     req.id = chunk_index;
     req.reference = run->sketch.data;
@@ -160,16 +153,6 @@ static sdlk_status process_chunk(supergen_run *run, int64_t first, int64_t chunk
     sdlk_status st = sdlk_denoiser_request_open(run->model, &req, err);
     if (st != SDLK_OK)
         return st;
-
-    run->work.t = frames; /* allocated for the largest chunk; use the first `frames` */
-    for (int64_t f = 0; f < frames && st == SDLK_OK; f++) {
-        sdlk_canvas src = frame_view(&run->sketch, f);
-        st = sdlk_canvas_resize(&src, &run->upscaled, run->pool, err);
-        if (st == SDLK_OK)
-            pad_frame(run->upscaled.data, run->out_h, run->out_w,
-                      sdlk_canvas_frame(&run->work, f), run->pad_h, run->pad_w, 3);
-    }
-
     sdlk_refine_opts ropts = o->refine;
     ropts.request = chunk_index;
     ropts.frame_offset = first;
@@ -179,12 +162,39 @@ static sdlk_status process_chunk(supergen_run *run, int64_t first, int64_t chunk
         ropts.ilvr_factor = 0.0;
     sdlk_refine_stats chunk_stats;
     memset(&chunk_stats, 0, sizeof(chunk_stats));
-    if (st == SDLK_OK)
-        st = sdlk_refine(run->model, &run->work, &ropts, &chunk_stats, err);
+    st = sdlk_refine(run->model, &run->work, &ropts, &chunk_stats, err);
     sdlk_denoiser_request_close(run->model, chunk_index);
+    if (st == SDLK_OK)
+        add_stats(&run->stats->refine, &chunk_stats);
+    return st;
+}
+
+/* Upsample (and unless upscale_only, refine) the frames in the sketch (a chunk starting
+ * at global frame `first`) and emit or hold the results. `last` says no chunk follows. */
+static sdlk_status process_chunk(supergen_run *run, int64_t first, int64_t chunk_index,
+                                 int last, sdlk_error *err)
+{
+    const sdlk_supergen_opts *o = run->opts;
+    int64_t n = run->sketch_count;
+    int64_t frames = round_up(n, run->tile_t);
+    /* A short final chunk repeats its last sketch frame up to a whole temporal tile. */
+    for (int64_t f = n; f < frames; f++)
+        memcpy(sdlk_canvas_frame(&run->sketch, f), sdlk_canvas_frame(&run->sketch, n - 1),
+               (size_t)(run->in_h * run->in_w * 3) * sizeof(float));
+
+    run->work.t = frames; /* allocated for the largest chunk; use the first `frames` */
+    sdlk_status st = SDLK_OK;
+    for (int64_t f = 0; f < frames && st == SDLK_OK; f++) {
+        sdlk_canvas src = frame_view(&run->sketch, f);
+        st = sdlk_canvas_resize(&src, &run->upscaled, run->pool, err);
+        if (st == SDLK_OK)
+            pad_frame(run->upscaled.data, run->out_h, run->out_w,
+                      sdlk_canvas_frame(&run->work, f), run->pad_h, run->pad_w, 3);
+    }
+    if (st == SDLK_OK && !o->upscale_only)
+        st = refine_chunk(run, first, chunk_index, frames, err);
     if (st != SDLK_OK)
         return st;
-    add_stats(&run->stats->refine, &chunk_stats);
     run->stats->chunks++;
 
     /* Frames 0..held_count-1 of this chunk overlap the held frames of the previous one. */

@@ -47,6 +47,8 @@ typedef struct sdlk_supergen_opts {
     int64_t out_h, out_w;     /* output size (> 0) */
     int64_t chunk;            /* frames per chunk (default 8) */
     int64_t overlap;          /* frames shared by consecutive chunks (default 2; < chunk) */
+    int upscale_only;         /* 1: skip the refinement: the Keys bicubic upscale alone
+                                 (the baseline every quality figure is compared with) */
     sdlk_refine_opts refine;  /* steps, strength, cache, workers, seed, trace... The
                                  request and frame_offset are set per chunk.
                                  ilvr_factor: 0 (default) = the upscale factor

@@ -103,6 +103,20 @@ done
 grep -q "invisible-watermark" "$tmp/wlog" || bad "wm does not say what became of the invisible-watermark baseline"
 [ -z "$(ls "$tmp" | grep sdl-bench)" ] || bad "wm left its scratch directory behind"
 
+# supergen: every row names its baseline; the notes carry the quality figures
+"$bench" --quick --reps 1 --tmpdir "$tmp" --data "$SDL_TESTDATA" supergen >"$tmp/stable" 2>"$tmp/slog"; rc=$?
+[ $rc -eq 0 ] || bad "--quick supergen exits $rc: $(cat "$tmp/slog")"
+cat "$tmp/stable"
+for base in "cache off, 1 worker" "cache, 1 worker" "2 workers static blocks" "no cache, 1 worker" "bicubic x2"; do
+    grep -Eq "^supergen .*\] +[0-9.]+ frame/s  +$base +[0-9.]+ frame/s +[0-9]+\.[0-9][0-9]x +1$" \
+        "$tmp/stable" || bad "no supergen row against '$base'"
+done
+grep -Eq "tile evals skipped .* vs uncached PSNR [0-9.]+ dB .* seam [0-9.]+" "$tmp/stable" ||
+    bad "supergen cache note lacks skip, PSNR or seam figures"
+grep -Eq "supergen PSNR [0-9.]+ dB SSIM 0\.[0-9]+, bicubic PSNR [0-9.]+ dB" "$tmp/stable" ||
+    bad "supergen restore note lacks PSNR figures"
+[ -z "$(ls "$tmp" | grep sdl-bench)" ] || bad "supergen left its scratch directory behind"
+
 "$bench" --quick no-such-family >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] || bad "unknown family exits $rc (want 2)"
 grep -q "no-such-family" "$tmp/err" || bad "unknown family not named: $(cat "$tmp/err")"

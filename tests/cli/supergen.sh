@@ -76,7 +76,7 @@ expect_exit 2 "$WORK/u.mkv" "no input" -- "$TOOL" -o "$WORK/u.mkv"
 expect_exit 2 - "no output" -- "$TOOL" "$clip"
 expect_exit 2 "$WORK/u.mkv" "bad --cache" -- "$TOOL" --cache maybe -o "$WORK/u.mkv" "$clip"
 expect_exit 2 "$WORK/u.mkv" "bad preset" -- "$TOOL" --preset 8k -o "$WORK/u.mkv" "$clip"
-expect_exit 2 "$WORK/u.mkv" "bad steps" -- "$TOOL" --steps 0 -o "$WORK/u.mkv" "$clip"
+expect_exit 2 "$WORK/u.mkv" "bad steps" -- "$TOOL" --steps -1 -o "$WORK/u.mkv" "$clip"
 expect_exit 2 "$WORK/u.mkv" "tile below the patch (no halo)" -- \
     "$TOOL" --model exemplar:halo=0 --tile 4 -o "$WORK/u.mkv" "$clip"
 

@@ -572,13 +572,20 @@ static int ref_corners(int len, int p, int stride, int *out)
 }
 
 /* The posterior mean of the prior for every patch of a [tt, th, tw, C] tile (corners
- * at `stride`, along time at min(stride, pt)), averaged where patches overlap. */
+ * at `stride`, along time at min(stride, pt)), averaged where patches overlap with
+ * tent weights (min(i, p - 1 - i) + 1/2) / (p / 2) per axis. */
+static double ref_tent(int i, int p)
+{
+    int edge = i < p - 1 - i ? i : p - 1 - i;
+    return (edge + 0.5) / (p / 2.0);
+}
+
 static void ref_predict(const double *patches, int64_t n, ref_geom g, int tt, int th, int tw,
                         int stride, double level, const float *x, double *out)
 {
     int64_t dim = (int64_t)g.pt * g.p * g.p * g.c, cells = (int64_t)tt * th * tw;
     double *sum = calloc((size_t)(cells * g.c), sizeof *sum);
-    int *cover = calloc((size_t)cells, sizeof *cover);
+    double *cover = calloc((size_t)cells, sizeof *cover);
     double *w = malloc((size_t)n * sizeof *w), *est = malloc((size_t)dim * sizeof *est);
     int fs[64], ys[64], xs[64];
     int nf = ref_corners(tt, g.pt, stride < g.pt ? stride : g.pt, fs);
@@ -620,9 +627,11 @@ static void ref_predict(const double *patches, int64_t n, ref_geom g, int tt, in
                 for (int df = 0; df < g.pt; df++)
                     for (int dy = 0; dy < g.p; dy++)
                         for (int dx = 0; dx < g.p; dx++) {
-                            cover[CELL(df, dy, dx)]++;
+                            double tw8 = ref_tent(df, g.pt) * ref_tent(dy, g.p) * ref_tent(dx, g.p);
+                            cover[CELL(df, dy, dx)] += tw8;
                             for (int k = 0; k < g.c; k++)
-                                sum[CELL(df, dy, dx) * g.c + k] += est[ELEM(df, dy, dx) + k];
+                                sum[CELL(df, dy, dx) * g.c + k] +=
+                                    tw8 * est[ELEM(df, dy, dx) + k];
                         }
 #undef CELL
 #undef ELEM

@@ -786,6 +786,7 @@ START_TEST(refine_ilvr_follows_sketch)
         sdlk_refine_opts o;
         refine_opts(&o, &d, 6, 0.5);
         o.ilvr_factor = ilvr ? 2.0 : 0.0;
+        o.ilvr_passes = 1; /* the single-pass formula; back-projection is checked below */
         o.workers = 2;
         ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_OK);
         double far = 0;
@@ -798,6 +799,47 @@ START_TEST(refine_ilvr_follows_sketch)
     }
     sdlk_canvas_free(&sketch);
     sdlk_canvas_free(&low);
+}
+END_TEST
+
+/* Back-projection: more ILVR passes bring down(output) closer to down(sketch) (the
+ * consistency the passes enforce), for the zero model where the output is pure ILVR. */
+static double ilvr_inconsistency(int passes)
+{
+    uint64_t rng = 5;
+    sdlk_canvas sketch, x, small_sketch, small_x;
+    random_canvas(&sketch, 1, 16, 16, 3, &rng);
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_canvas_alloc(&x, 1, 16, 16, 3, &err), SDLK_OK);
+    memcpy(x.data, sketch.data, sizeof(float) * 16 * 16 * 3);
+    sdlk_denoiser d;
+    test_model m;
+    model_init(&d, &m, MODEL_ZERO, &x, 1, 8, 4);
+    sdlk_refine_opts o;
+    refine_opts(&o, &d, 3, 0.5);
+    o.ilvr_factor = 2.0;
+    o.ilvr_passes = passes;
+    ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_alloc(&small_sketch, 1, 8, 8, 3, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_alloc(&small_x, 1, 8, 8, 3, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_resize(&sketch, &small_sketch, NULL, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_resize(&x, &small_x, NULL, &err), SDLK_OK);
+    double sum = 0;
+    for (int64_t i = 0; i < 8 * 8 * 3; i++)
+        sum += fabs((double)small_x.data[i] - small_sketch.data[i]);
+    sdlk_canvas_free(&sketch);
+    sdlk_canvas_free(&x);
+    sdlk_canvas_free(&small_sketch);
+    sdlk_canvas_free(&small_x);
+    return sum / (8 * 8 * 3);
+}
+
+START_TEST(refine_ilvr_passes_back_project)
+{
+    double one = ilvr_inconsistency(1), four = ilvr_inconsistency(4),
+           eight = ilvr_inconsistency(8);
+    ck_assert_msg(four < 0.7 * one && eight < four, "inconsistency 1/4/8 passes: %g %g %g", one,
+                  four, eight);
 }
 END_TEST
 
@@ -958,5 +1000,6 @@ int main(void)
                     cache_retune_top_two, refine_reaches_target,
                     refine_identical_for_any_workers, refine_cache_skips_and_traces,
                     refine_ilvr_follows_sketch, refine_passes_denoiser_errors, refine_cancels,
-                    refine_rejects_bad_arguments, refine_halo_makes_tiling_invisible);
+                    refine_rejects_bad_arguments, refine_halo_makes_tiling_invisible,
+                    refine_ilvr_passes_back_project);
 }

@@ -1,1 +1,571 @@
-int main(void) { return 0; } /* placeholder: being written */
+/* Unit tests of lib/serve: request lines (valid and malformed), the line reader, the
+ * latency predictor, profiles, the scheduler policies and EDF admission on hand-made
+ * traces with a fake latency function, and the simulated clock's event sequence, all
+ * against schedules computed by hand in the comments. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve/engine.h"
+#include "serve/lines.h"
+#include "serve/predictor.h"
+#include "serve/profile.h"
+#include "serve/request.h"
+#include "serve/sched.h"
+#include "serve/store.h"
+#include "unit.h"
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static sdlk_status parse(const char *line, sdlk_serve_request *r, sdlk_error *err)
+{
+    sdlk_serve_request_defaults d;
+    sdlk_serve_request_defaults_init(&d);
+    return sdlk_serve_request_parse(line, strlen(line), "t.jsonl:1", &d, r, err);
+}
+
+START_TEST(request_valid)
+{
+    sdlk_serve_request r;
+    sdlk_error err = {0};
+    ck_assert_int_eq(parse("{\"id\":\"img-1.a\",\"arrival_ms\":12.5,\"height\":512,\"width\":768,"
+                           "\"steps\":20,\"seed\":9,\"slo_ms\":3000,\"reference\":\"b.png\"}\r",
+                           &r, &err), SDLK_OK);
+    ck_assert_str_eq(r.id, "img-1.a");
+    ck_assert_double_eq(r.arrival_ms, 12.5);
+    ck_assert_int_eq(r.height, 512);
+    ck_assert_int_eq(r.width, 768);
+    ck_assert_int_eq(r.steps, 20);
+    ck_assert_uint_eq(r.seed, 9);
+    ck_assert_double_eq(r.slo_ms, 3000);
+    ck_assert_str_eq(r.reference, "b.png");
+    ck_assert_ptr_null(r.prompt);
+    sdlk_serve_request_clear(&r);
+    /* integer id, defaults: steps 30, slo_scale 5, seed = hash of the id, no arrival */
+    ck_assert_int_eq(parse("{\"id\":42,\"height\":64,\"width\":64,\"prompt\":\"a cat\"}", &r,
+                           &err), SDLK_OK);
+    ck_assert_str_eq(r.id, "42");
+    ck_assert_int_eq(r.steps, 30);
+    ck_assert_double_eq(r.slo_ms, 0);
+    ck_assert_double_eq(r.slo_scale, 5.0);
+    ck_assert(r.arrival_ms < 0);
+    ck_assert_uint_eq(r.seed, sdlk_serve_id_seed("42"));
+    ck_assert_uint_ne(sdlk_serve_id_seed("42"), sdlk_serve_id_seed("43"));
+    ck_assert_str_eq(r.prompt, "a cat");
+    sdlk_serve_request_clear(&r);
+}
+END_TEST
+
+START_TEST(request_malformed)
+{
+    static const struct {
+        const char *line, *want, *id;
+    } cases[] = {
+        {"not json", "not JSON", ""},
+        {"[1,2]", "not a JSON object", ""},
+        {"{\"height\":64,\"width\":64,\"reference\":\"a\"}", "missing \"id\"", ""},
+        {"{\"id\":\"../x\",\"height\":64,\"width\":64,\"reference\":\"a\"}", "\"id\" must", ""},
+        {"{\"id\":\".hidden\",\"height\":64,\"width\":64,\"reference\":\"a\"}", "\"id\" must", ""},
+        {"{\"id\":-3,\"height\":64,\"width\":64,\"reference\":\"a\"}", "\"id\" must", ""},
+        {"{\"id\":\"a\",\"width\":64,\"reference\":\"a\"}", "missing \"height\"", "a"},
+        {"{\"id\":\"a\",\"height\":0,\"width\":64,\"reference\":\"a\"}", "\"height\" must", "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":99999,\"reference\":\"a\"}", "\"width\" must", "a"},
+        {"{\"id\":\"a\",\"height\":6.5,\"width\":64,\"reference\":\"a\"}", "\"height\" must", "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"steps\":0,\"reference\":\"a\"}", "\"steps\"",
+         "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"slo_ms\":5,\"slo_scale\":2,\"reference\":\"a\"}",
+         "not both", "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"slo_ms\":-1,\"reference\":\"a\"}", "\"slo_ms\"",
+         "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"arrival_ms\":\"soon\",\"reference\":\"a\"}",
+         "\"arrival_ms\"", "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"colour\":1,\"reference\":\"a\"}",
+         "unknown member \"colour\"", "a"},
+        {"{\"id\":\"a\",\"id\":\"b\",\"height\":64,\"width\":64,\"reference\":\"a\"}", "not JSON", ""},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64}", "\"reference\"", "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"reference\":\"\"}", "non-empty string", "a"},
+        {"{\"id\":\"a\",\"height\":64,\"width\":64,\"reference\":7}", "non-empty string", "a"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sdlk_serve_request r;
+        sdlk_error err = {0};
+        ck_assert_int_eq(parse(cases[i].line, &r, &err), SDLK_ERR_FORMAT);
+        ck_assert_msg(strstr(err.msg, cases[i].want) && strstr(err.msg, "t.jsonl:1"),
+                      "case %zu: '%s' lacks '%s'", i, err.msg, cases[i].want);
+        ck_assert_str_eq(r.id, cases[i].id);
+        ck_assert_ptr_null(r.reference);
+        sdlk_serve_request_clear(&r);
+    }
+}
+END_TEST
+
+START_TEST(lines_reader)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    size_t big = SDLK_SERVE_LINE_MAX + 10;
+    char *text = malloc(big + 64);
+    strcpy(text, "one\n\n  \ntwo\r\n");
+    size_t n = strlen(text);
+    memset(text + n, 'x', big);
+    n += big;
+    memcpy(text + n, "\nthree", 6);
+    n += 6;
+    sdlk_serve_lines l;
+    sdlk_serve_lines_init(&l, fds[0], "pipe");
+    char *line;
+    size_t len;
+    sdlk_error err = {0};
+    /* nothing written yet: a zero timeout returns no line, not an error */
+    ck_assert_int_eq(sdlk_serve_lines_next(&l, 0, &line, &len, &err), SDLK_OK);
+    ck_assert_ptr_null(line);
+    if (fork() == 0) { /* the writer: the pipe holds less than the text */
+        close(fds[0]);
+        ssize_t w = write(fds[1], text, n);
+        _exit(w == (ssize_t)n ? 0 : 1);
+    }
+    close(fds[1]);
+    ck_assert_int_eq(sdlk_serve_lines_next(&l, -1, &line, &len, &err), SDLK_OK);
+    ck_assert_str_eq(line, "one");
+    ck_assert_int_eq(l.lineno, 1);
+    ck_assert_int_eq(sdlk_serve_lines_next(&l, -1, &line, &len, &err), SDLK_OK);
+    ck_assert_str_eq(line, "two\r"); /* the parser drops the '\r' */
+    ck_assert_int_eq(l.lineno, 4);   /* blank lines count but are skipped */
+    ck_assert_int_eq(sdlk_serve_lines_next(&l, -1, &line, &len, &err), SDLK_ERR_FORMAT);
+    ck_assert_msg(strstr(err.msg, "pipe:5: line longer"), "%s", err.msg);
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_serve_lines_next(&l, -1, &line, &len, &err), SDLK_OK);
+    ck_assert_str_eq(line, "three"); /* the last line has no newline */
+    ck_assert_int_eq(sdlk_serve_lines_next(&l, -1, &line, &len, &err), SDLK_ERR_EOF);
+    sdlk_serve_lines_free(&l);
+    close(fds[0]);
+    free(text);
+}
+END_TEST
+
+/* ---- predictor and profile ---------------------------------------------------------- */
+
+START_TEST(predictor_fits_a_line)
+{
+    sdlk_serve_predictor p;
+    /* a wrong prior (5 + 1 n) worth 2 observations, then exact data 3 + 2 n */
+    sdlk_serve_predictor_init(&p, 5.0, 1.0, 16, 2.0, 1.0);
+    ck_assert_double_eq_tol(sdlk_serve_predictor_ms(&p, 4), 9.0, 1e-9);
+    for (int i = 0; i < 2000; i++) {
+        double n = 1 + i % 16;
+        sdlk_serve_predictor_observe(&p, n, 3.0 + 2.0 * n);
+    }
+    /* the prior's two pseudo-points stay in the sums (forget = 1): a bias of about
+     * their weight / 2000 times their error */
+    ck_assert_double_eq_tol(p.a, 3.0, 0.05);
+    ck_assert_double_eq_tol(p.b, 2.0, 0.01);
+    /* with forgetting the fit follows a machine that became slower: 10 + 4 n */
+    sdlk_serve_predictor_init(&p, 3.0, 2.0, 16, 2.0, 0.9);
+    for (int i = 0; i < 300; i++) {
+        double n = 1 + i % 16;
+        sdlk_serve_predictor_observe(&p, n, 10.0 + 4.0 * n);
+    }
+    ck_assert_double_eq_tol(p.a, 10.0, 1e-3);
+    ck_assert_double_eq_tol(p.b, 4.0, 1e-4);
+    ck_assert_double_eq_tol(sdlk_serve_predictor_ms(&p, 8), 42.0, 1e-3);
+    ck_assert_double_eq(sdlk_serve_predictor_ms(&p, 0), 0.0);
+    /* only one batch size ever seen, no prior: the slope stays the prior's */
+    sdlk_serve_predictor_init(&p, 0.0, 1.5, 16, 0.0, 1.0);
+    for (int i = 0; i < 10; i++)
+        sdlk_serve_predictor_observe(&p, 8, 20.0);
+    ck_assert_double_eq_tol(p.b, 1.5, 1e-12);
+    ck_assert_double_eq_tol(p.a, 8.0, 1e-9); /* 20 - 1.5 * 8 */
+}
+END_TEST
+
+START_TEST(profile_roundtrip)
+{
+    int64_t tile[3] = {1, 64, 64};
+    sdlk_serve_profile p, q;
+    sdlk_serve_profile_init(&p, tile, 8);
+    for (int n = 1; n <= 8; n++)
+        sdlk_serve_profile_add_sample(&p, 0, n, 2.0 + 3.0 * n);
+    sdlk_serve_profile_add_sample(&p, 1, 4, 20.0); /* one size only: through the origin */
+    sdlk_serve_profile_fit(&p);
+    ck_assert_double_eq_tol(p.tiled_a_ms, 2.0, 1e-9);
+    ck_assert_double_eq_tol(p.tiled_b_ms, 3.0, 1e-9);
+    ck_assert_double_eq_tol(p.canvas_a_ms, 0.0, 1e-12);
+    ck_assert_double_eq_tol(p.canvas_b_ms, 5.0, 1e-9);
+    p.open_ms = 7;
+    p.finish_b_ms_per_mpx = 100;
+    snprintf(p.model, sizeof p.model, "exemplar:patch=8");
+    /* standalone: 2 steps of 20 tiles in calls of 8, 8, 4 + open + 1 Mpx write */
+    ck_assert_double_eq_tol(sdlk_serve_profile_standalone_ms(&p, 20, 2, 8, 1000, 1000),
+                            7 + 2 * (26 + 26 + 14) + 100, 1e-9);
+    char path[] = "/tmp/test_serve_profile_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_profile_write(path, &p, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_serve_profile_read(path, &q, &err), SDLK_OK);
+    ck_assert_str_eq(q.model, p.model);
+    ck_assert_int_eq(q.max_batch, 8);
+    ck_assert_int_eq(q.tile[1], 64);
+    ck_assert_double_eq_tol(q.tiled_b_ms, 3.0, 1e-9);
+    ck_assert_double_eq_tol(q.open_ms, 7.0, 1e-9);
+    ck_assert_int_eq(q.n_samples, 9);
+    FILE *f = fopen(path, "w");
+    fputs("{\"version\":1,\"tile\":[1,64,64],\"max_batch\":8,\"tiled\":{\"a_ms\":1,\"b_ms\":-2}}",
+          f);
+    fclose(f);
+    ck_assert_int_eq(sdlk_serve_profile_read(path, &q, &err), SDLK_ERR_FORMAT);
+    ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "\"b_ms\""), "%s", err.msg);
+    unlink(path);
+}
+END_TEST
+
+/* ---- the engine on a simulated clock with a fake latency function ------------------- */
+
+/* Fake costs: a call costs 10 ms + 1 ms per tile (or tile equivalent); opening and
+ * writing cost `io` ms each. */
+typedef struct fake {
+    double io;
+    int calls;
+    double work[64];
+} fake;
+
+static double fake_cost(void *ctx, sdlk_serve_cost_kind kind, double work,
+                        const sdlk_serve_job *job)
+{
+    fake *f = ctx;
+    if (kind == SDLK_SERVE_COST_OPEN || kind == SDLK_SERVE_COST_FINISH)
+        return f->io;
+    if (f->calls < 64)
+        f->work[f->calls] = work;
+    f->calls++;
+    return 10.0 + work;
+}
+
+#define MAX_RESULTS 16
+typedef struct collected {
+    int n;
+    sdlk_serve_result r[MAX_RESULTS];
+} collected;
+
+static void collect(void *ctx, const sdlk_serve_result *r)
+{
+    collected *c = ctx;
+    if (c->n < MAX_RESULTS)
+        c->r[c->n++] = *r;
+}
+
+static const sdlk_serve_result *find(const collected *c, const char *id)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->r[i].id, id) == 0)
+            return &c->r[i];
+    ck_abort_msg("no result for %s", id);
+    return NULL;
+}
+
+typedef struct rig {
+    sdlk_serve_engine *e;
+    fake f;
+    collected c;
+} rig;
+
+static void rig_start(rig *g, sdlk_serve_policy policy, int batch, int admission, double io)
+{
+    memset(g, 0, sizeof *g);
+    g->f.io = io;
+    sdlk_serve_config cfg;
+    sdlk_serve_config_init(&cfg);
+    cfg.policy = policy;
+    cfg.batch = batch;
+    cfg.admission = admission;
+    cfg.clock = SDLK_SERVE_CLOCK_SIM;
+    int64_t tile[3] = {1, 64, 64};
+    sdlk_serve_profile_init(&cfg.profile, tile, batch);
+    cfg.profile.tiled_a_ms = 10; /* the predictor starts from the fake's truth */
+    cfg.profile.tiled_b_ms = 1;
+    cfg.profile.canvas_a_ms = 10;
+    cfg.profile.canvas_b_ms = 1;
+    cfg.cost = fake_cost;
+    cfg.cost_ctx = &g->f;
+    cfg.on_result = collect;
+    cfg.result_ctx = &g->c;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &g->e, &err), SDLK_OK);
+}
+
+static void rig_submit(rig *g, const char *id, int h, int w, int steps, double arrival,
+                       double slo_ms)
+{
+    sdlk_serve_request r = {.height = h, .width = w, .steps = steps, .arrival_ms = arrival,
+                            .slo_ms = slo_ms, .slo_scale = 5};
+    snprintf(r.id, sizeof r.id, "%s", id);
+    r.reference = "ref.png";
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_engine_submit(g->e, &r, &err), SDLK_OK);
+}
+
+static void rig_run(rig *g)
+{
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_engine_run(g->e, &err), SDLK_OK);
+}
+
+static void expect_served(const collected *c, const char *id, double start, double finish,
+                          int met, int64_t computed)
+{
+    const sdlk_serve_result *r = find(c, id);
+    ck_assert_msg(r->outcome == SDLK_SERVE_SERVED, "%s: %s", id, r->error);
+    ck_assert_double_eq_tol(r->start_ms, start, 1e-9);
+    ck_assert_double_eq_tol(r->finish_ms, finish, 1e-9);
+    ck_assert_double_eq_tol(r->latency_ms, finish - r->arrival_ms, 1e-9);
+    ck_assert_int_eq(r->slo_met, met);
+    ck_assert_int_eq(r->computed, computed);
+}
+
+/* Trace: A 128x128 (4 tiles) 2 steps at 0, SLO 1000; B 64x64 (1 tile) 2 steps at 5,
+ * SLO 40 (deadline 45). B = 4 tiles per call; a call costs 10 + tiles.
+ *   tile-fcfs: [0,14) A step 0 (4 tiles); B admitted at 14; [14,28) A step 1 (A first in
+ *              arrival order fills the call) -> A done 28; [28,39) B step 0; [39,50) B
+ *              step 1 -> B done 50, latency 45 > 40: missed.
+ *   tile (EDF): [0,14) A step 0; [14,28) B step 0 + A tiles 0..2 of step 1 (B's deadline
+ *              first); [28,40) B step 1 + A tile 3 -> both done at 40: B latency 35, met.
+ *   fcfs:      [0,14) A step 0 untiled (4 tile equivalents); [14,28) A step 1 -> 28;
+ *              [28,39), [39,50) B -> 50: missed, as tile-fcfs. */
+START_TEST(policies_hand_schedules)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 0.0);
+    rig_submit(&g, "A", 128, 128, 2, 0, 1000);
+    rig_submit(&g, "B", 64, 64, 2, 5, 40);
+    rig_run(&g);
+    ck_assert_int_eq(g.c.n, 2);
+    expect_served(&g.c, "A", 0, 28, 1, 8);
+    expect_served(&g.c, "B", 28, 50, 0, 2);
+    ck_assert_int_eq(g.f.calls, 4);
+    sdlk_serve_engine_destroy(g.e);
+
+    rig_start(&g, SDLK_SERVE_POLICY_TILE, 4, 1, 0.0);
+    rig_submit(&g, "A", 128, 128, 2, 0, 1000);
+    rig_submit(&g, "B", 64, 64, 2, 5, 40);
+    rig_run(&g);
+    expect_served(&g.c, "B", 14, 40, 1, 2);
+    expect_served(&g.c, "A", 0, 40, 1, 8);
+    ck_assert_int_eq(g.f.calls, 3);
+    ck_assert_double_eq(g.f.work[1], 4);
+    ck_assert_double_eq(g.f.work[2], 2);
+    sdlk_serve_stats st;
+    sdlk_serve_engine_stats(g.e, &st);
+    ck_assert_int_eq(st.served, 2);
+    ck_assert_int_eq(st.met, 2);
+    ck_assert_double_eq(st.attainment, 1.0);
+    ck_assert_double_eq_tol(st.p50_ms, 35, 1e-9); /* latencies 35 (B) and 40 (A) */
+    ck_assert_double_eq_tol(st.p99_ms, 40, 1e-9);
+    sdlk_serve_engine_destroy(g.e);
+
+    rig_start(&g, SDLK_SERVE_POLICY_FCFS, 4, 0, 0.0);
+    rig_submit(&g, "A", 128, 128, 2, 0, 1000);
+    rig_submit(&g, "B", 64, 64, 2, 5, 40);
+    rig_run(&g);
+    expect_served(&g.c, "A", 0, 28, 1, 2); /* untiled: one evaluation per step */
+    expect_served(&g.c, "B", 28, 50, 0, 2);
+    ck_assert_double_eq(g.f.work[0], 4);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+/* Grouped: C 64x64, E 128x128, D 64x64, all at 0, 2 steps, groups of up to 4 requests.
+ * C and D share a group (same size): [0,12) step 0 of both (2 tile equivalents), [12,24) step 1 -> both
+ * done at 24; then E alone: [24,38), [38,52). Request-level FCFS instead runs C, E, D:
+ * C [0,22), E [22,50), D [50,72). */
+START_TEST(grouped_batches_same_size)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_GROUPED, 4, 0, 0.0);
+    rig_submit(&g, "C", 64, 64, 2, 0, 1000);
+    rig_submit(&g, "E", 128, 128, 2, 0, 1000);
+    rig_submit(&g, "D", 64, 64, 2, 0, 1000);
+    rig_run(&g);
+    expect_served(&g.c, "C", 0, 24, 1, 2);
+    expect_served(&g.c, "D", 0, 24, 1, 2);
+    expect_served(&g.c, "E", 24, 52, 1, 2);
+    ck_assert_double_eq(g.f.work[0], 2);
+    ck_assert_int_eq(g.f.calls, 4);
+    sdlk_serve_engine_destroy(g.e);
+
+    rig_start(&g, SDLK_SERVE_POLICY_FCFS, 4, 0, 0.0);
+    rig_submit(&g, "C", 64, 64, 2, 0, 1000);
+    rig_submit(&g, "E", 128, 128, 2, 0, 1000);
+    rig_submit(&g, "D", 64, 64, 2, 0, 1000);
+    rig_run(&g);
+    expect_served(&g.c, "C", 0, 22, 1, 2);
+    expect_served(&g.c, "E", 22, 50, 1, 2);
+    expect_served(&g.c, "D", 50, 72, 1, 2);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+/* EDF admission, B = 1 (a call = 10 + 1 per tile, so c = L(1) = 11 ms per tile):
+ *   X 128x128 (4 tiles) 1 step at 0, SLO 50: alone it needs 44 -> admitted.
+ *   Y 64x64 1 step at 0, SLO 15: EDF would run Y first (finish 11 <= 15) but push X to
+ *     55 > 50, so Y is rejected (predicted finish 11 reported).
+ *   Z 64x64 1 step at 0, SLO 5: cannot finish in 11 -> rejected.
+ * X then runs alone: 4 calls of 11 ms -> done at 44, met. */
+START_TEST(edf_admission)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_TILE, 1, 1, 0.0);
+    rig_submit(&g, "X", 128, 128, 1, 0, 50);
+    rig_submit(&g, "Y", 64, 64, 1, 0, 15);
+    rig_submit(&g, "Z", 64, 64, 1, 0, 5);
+    rig_run(&g);
+    ck_assert_int_eq(g.c.n, 3);
+    const sdlk_serve_result *y = find(&g.c, "Y"), *z = find(&g.c, "Z");
+    ck_assert_int_eq(y->outcome, SDLK_SERVE_REJECTED);
+    ck_assert_double_eq_tol(y->predicted_ms, 11, 1e-9);
+    ck_assert_msg(strstr(y->error, "request Y: rejected"), "%s", y->error);
+    ck_assert_int_eq(z->outcome, SDLK_SERVE_REJECTED);
+    expect_served(&g.c, "X", 0, 44, 1, 4);
+    sdlk_serve_stats st;
+    sdlk_serve_engine_stats(g.e, &st);
+    ck_assert_int_eq(st.rejected, 2);
+    ck_assert_double_eq_tol(st.attainment, 1.0 / 3.0, 1e-12);
+    char *json = sdlk_serve_result_json(y);
+    ck_assert_msg(strstr(json, "\"ok\":false") && strstr(json, "\"status\":\"rejected\"") &&
+                  strstr(json, "\"predicted_finish_ms\":11"), "%s", json);
+    free(json);
+    sdlk_serve_engine_destroy(g.e);
+
+    /* without admission control Y runs first and X misses */
+    rig_start(&g, SDLK_SERVE_POLICY_TILE, 1, 0, 0.0);
+    rig_submit(&g, "X", 128, 128, 1, 0, 50);
+    rig_submit(&g, "Y", 64, 64, 1, 0, 15);
+    rig_run(&g);
+    expect_served(&g.c, "Y", 0, 11, 1, 1);
+    expect_served(&g.c, "X", 11, 55, 0, 4);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+/* The simulated clock's events with open/write costs of 2 ms, tile-fcfs, B = 4:
+ *   P 64x64 1 step at 100: the idle clock jumps to 100; open [100,102), call [102,113),
+ *     write [113,115) -> served at 115, started at 102.
+ *   Q 64x64 2 steps at 103 arrives during P's call; it is admitted after P is written:
+ *     open [115,117), step 0 [117,128), step 1 [128,139), write [139,141).
+ *   "bad" (100x64, not a multiple of the tile) fails at arrival; the others go on. */
+START_TEST(sim_event_sequence)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 2.0);
+    rig_submit(&g, "P", 64, 64, 1, 100, 1000);
+    rig_submit(&g, "Q", 64, 64, 2, 103, 1000);
+    rig_submit(&g, "bad", 100, 64, 1, 104, 1000);
+    rig_run(&g);
+    ck_assert_int_eq(g.c.n, 3);
+    expect_served(&g.c, "P", 102, 115, 1, 1);
+    expect_served(&g.c, "Q", 117, 141, 1, 2);
+    const sdlk_serve_result *bad = find(&g.c, "bad");
+    ck_assert_int_eq(bad->outcome, SDLK_SERVE_FAILED);
+    ck_assert_msg(strstr(bad->error, "request bad: 100x64 is not a multiple"), "%s", bad->error);
+    ck_assert_double_eq_tol(sdlk_serve_engine_now(g.e), 141, 1e-9);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+START_TEST(drain_and_abort)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 0.0);
+    rig_submit(&g, "now", 64, 64, 3, 0, 1000);
+    rig_submit(&g, "later", 64, 64, 1, 500, 1000);
+    sdlk_error err = {0};
+    double next;
+    ck_assert_int_eq(sdlk_serve_engine_step(g.e, &next, &err), SDLK_OK); /* admits "now" */
+    ck_assert_int_eq(sdlk_serve_engine_step(g.e, &next, &err), SDLK_OK); /* its step 0 */
+    sdlk_serve_engine_drain(g.e);
+    ck_assert_int_eq(g.c.n, 1);
+    ck_assert_int_eq(find(&g.c, "later")->outcome, SDLK_SERVE_NOT_SERVED);
+    rig_submit(&g, "after", 64, 64, 1, -1, 1000); /* refused while draining */
+    ck_assert_int_eq(find(&g.c, "after")->outcome, SDLK_SERVE_NOT_SERVED);
+    ck_assert_int_eq(sdlk_serve_engine_pending(g.e), 1);
+    ck_assert_int_eq(sdlk_serve_engine_step(g.e, &next, &err), SDLK_OK); /* step 1 */
+    sdlk_serve_engine_abort(g.e);
+    const sdlk_serve_result *r = find(&g.c, "now");
+    ck_assert_int_eq(r->outcome, SDLK_SERVE_NOT_SERVED);
+    ck_assert_msg(strstr(r->error, "at step 2 of 3"), "%s", r->error);
+    ck_assert_int_eq(sdlk_serve_engine_pending(g.e), 0);
+    sdlk_serve_stats st;
+    sdlk_serve_engine_stats(g.e, &st);
+    ck_assert_int_eq(st.not_served, 3);
+    ck_assert_int_eq(st.served, 0);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+START_TEST(duplicate_id_and_parse_errors)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 0.0);
+    rig_submit(&g, "same", 64, 64, 2, 0, 1000);
+    rig_submit(&g, "same", 64, 64, 2, 0, 1000);
+    sdlk_serve_engine_report_error(g.e, "", "x.jsonl:3: not JSON");
+    rig_run(&g);
+    ck_assert_int_eq(g.c.n, 3);
+    int served = 0, failed = 0;
+    for (int i = 0; i < g.c.n; i++) {
+        served += g.c.r[i].outcome == SDLK_SERVE_SERVED;
+        failed += g.c.r[i].outcome == SDLK_SERVE_FAILED;
+    }
+    ck_assert_int_eq(served, 1);
+    ck_assert_int_eq(failed, 2);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+/* ---- the tile store ------------------------------------------------------------------ */
+
+START_TEST(store_grids_shift)
+{
+    sdlk_serve_store s;
+    sdlk_serve_store_init(&s);
+    sdlk_serve_request r = {.height = 128, .width = 192, .steps = 4};
+    snprintf(r.id, sizeof r.id, "g");
+    int64_t tile[3] = {1, 64, 64}, stride[3];
+    sdlk_serve_job *job;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_store_add(&s, &r, 0, tile, &job, &err), SDLK_OK);
+    ck_assert_int_eq(job->tiles, 6);
+    ck_assert_double_eq(sdlk_serve_job_remaining_tiles(job), 24);
+    sdlk_serve_default_stride(tile, stride);
+    ck_assert_int_eq(stride[1], 7);
+    ck_assert_int_eq(stride[2], 5);
+    sdlk_tile_grid g0, g1;
+    ck_assert_int_eq(sdlk_serve_job_grid(job, 0, stride, &g0, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_serve_job_grid(job, 1, stride, &g1, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_tile_grid_count(&g0), 6);
+    ck_assert_int_eq(g0.shift[1], 0);
+    ck_assert_int_eq(g1.shift[1], 7);
+    ck_assert_int_eq(g1.shift[2], 5);
+    ck_assert_ptr_eq(sdlk_serve_store_find(&s, "g"), job);
+    sdlk_serve_store_remove(&s, job);
+    ck_assert_ptr_null(sdlk_serve_store_find(&s, "g"));
+    r.height = 96;
+    ck_assert_int_eq(sdlk_serve_store_add(&s, &r, 0, tile, &job, &err), SDLK_ERR_ARG);
+    sdlk_serve_store_free(&s);
+    sdlk_serve_policy p;
+    ck_assert_int_eq(sdlk_serve_policy_parse("resolution-grouped", &p), 0);
+    ck_assert_int_eq(p, SDLK_SERVE_POLICY_GROUPED);
+    ck_assert_int_eq(sdlk_serve_policy_parse("lifo", &p), -1);
+}
+END_TEST
+
+int main(void)
+{
+    return UNIT_RUN("serve", request_valid, request_malformed, lines_reader,
+                    predictor_fits_a_line, profile_roundtrip, policies_hand_schedules,
+                    grouped_batches_same_size, edf_admission, sim_event_sequence,
+                    drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift);
+}

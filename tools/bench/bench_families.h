@@ -89,4 +89,9 @@ sdlk_status bench_wm(const bench_options *opt, sdlk_bench_report *report, sdlk_e
 sdlk_status bench_supergen(const bench_options *opt, sdlk_bench_report *report,
                            sdlk_error *err);
 
+/* sdl-serve: SLO attainment and goodput of the tile scheduler vs resolution-grouped and
+ * request-level FCFS in simulation from a profile measured in the run, the simulator vs
+ * a live run, tiled vs untiled generation quality (tools/bench/serve.c). */
+sdlk_status bench_serve(const bench_options *opt, sdlk_bench_report *report, sdlk_error *err);
+
 #endif

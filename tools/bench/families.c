@@ -15,6 +15,8 @@ const bench_family bench_families[] = {
      bench_wm},
     {"supergen", "SuperGen stage 2 on real footage: cache, tile workers, seams, x2 restore, 4K RSS",
      bench_supergen},
+    {"serve", "sdl-serve schedulers on mixed-resolution traces: goodput vs grouped/FCFS, "
+              "live vs sim, tiled vs untiled quality", bench_serve},
     {NULL, NULL, NULL},
 };
 

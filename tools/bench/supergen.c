@@ -690,7 +690,7 @@ sdlk_status bench_supergen(const bench_options *opt, sdlk_bench_report *report, 
         return err->code;
     }
     clip tree = {0}, pan = {0};
-    st = clip_from_video(tree_path, s.frames, opt->quick ? 96 : 0, opt->quick ? 128 : 0, &tree,
+    st = clip_from_video(tree_path, s.frames, opt->quick ? 64 : 0, opt->quick ? 96 : 0, &tree,
                          err);
     if (st == SDLK_OK && tree.count == 0)
         st = sdlk_error_set(err, SDLK_ERR_FORMAT, "%s: no frames", tree_path);

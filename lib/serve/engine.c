@@ -1,0 +1,657 @@
+/* engine.c -- the serving loop over the store, policies, predictors and clocks
+ * (contract in engine.h). */
+#include "serve/engine.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/timer.h"
+
+typedef struct pending {
+    sdlk_serve_request req;
+    double arrival_ms;
+    int64_t order; /* submission order: ties in arrival keep it */
+} pending;
+
+#define FINISH_SAMPLES 256
+
+struct sdlk_serve_engine {
+    sdlk_serve_config cfg;
+    sdlk_serve_store store;
+    sdlk_serve_predictor tiled, canvas;
+    uint64_t start_ns;
+    double now_ms;                 /* sim clock */
+    pending *heap;                 /* min-heap on (arrival, order) */
+    size_t heap_n, heap_cap;
+    int64_t submitted;
+    int draining;
+    sdlk_serve_batch batch;
+    /* statistics */
+    int64_t served, met, failed, rejected, not_served, calls;
+    double busy_ms;
+    double *latency;
+    size_t latency_n, latency_cap;
+    /* live measurements, for sdlk_serve_engine_profile */
+    sdlk_serve_profile observed;
+    double open_sum;
+    int64_t open_n;
+    double fin_mpx[FINISH_SAMPLES], fin_ms[FINISH_SAMPLES];
+    int fin_n;
+};
+
+const char *sdlk_serve_outcome_name(sdlk_serve_outcome o)
+{
+    static const char *const names[] = {"served", "failed", "rejected", "not served"};
+    return (unsigned)o < 4 ? names[o] : "unknown";
+}
+
+void sdlk_serve_config_init(sdlk_serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->policy = SDLK_SERVE_POLICY_TILE;
+    c->admission = 1;
+    c->clock = SDLK_SERVE_CLOCK_LIVE;
+    c->forget = 0.98;
+    c->group = 4;
+}
+
+/* ---- clock ---------------------------------------------------------------------- */
+
+double sdlk_serve_engine_now(const sdlk_serve_engine *e)
+{
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM)
+        return e->now_ms;
+    return (double)(sdlk_now_ns() - e->start_ns) * 1e-6;
+}
+
+static double profile_cost(const sdlk_serve_profile *p, sdlk_serve_cost_kind kind, double work,
+                           const sdlk_serve_job *job)
+{
+    switch (kind) {
+    case SDLK_SERVE_COST_OPEN: return p->open_ms;
+    case SDLK_SERVE_COST_TILES: return sdlk_serve_profile_tiled_ms(p, work);
+    case SDLK_SERVE_COST_CANVAS: return sdlk_serve_profile_canvas_ms(p, work);
+    case SDLK_SERVE_COST_FINISH:
+        return job ? sdlk_serve_profile_finish_ms(p, job->req.height, job->req.width) : 0.0;
+    }
+    return 0.0;
+}
+
+/* Sim clock: advance by the event's cost and return it. */
+static double sim_charge(sdlk_serve_engine *e, sdlk_serve_cost_kind kind, double work,
+                         const sdlk_serve_job *job)
+{
+    double ms = e->cfg.cost ? e->cfg.cost(e->cfg.cost_ctx, kind, work, job)
+                            : profile_cost(&e->cfg.profile, kind, work, job);
+    if (!(ms >= 0) || !isfinite(ms))
+        ms = 0;
+    e->now_ms += ms;
+    return ms;
+}
+
+/* ---- results -------------------------------------------------------------------- */
+
+static json_t *ms_value(double x)
+{
+    return json_real(round(x * 1000.0) / 1000.0);
+}
+
+char *sdlk_serve_result_json(const sdlk_serve_result *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int ok = r->outcome == SDLK_SERVE_SERVED;
+    json_object_set_new(o, "id", json_string(r->id));
+    json_object_set_new(o, "ok", json_boolean(ok));
+    if (!ok) {
+        json_object_set_new(o, "status", json_string(sdlk_serve_outcome_name(r->outcome)));
+        json_object_set_new(o, "error", json_string(r->error));
+    }
+    if (r->arrival_ms >= 0)
+        json_object_set_new(o, "arrival_ms", ms_value(r->arrival_ms));
+    if (r->start_ms >= 0)
+        json_object_set_new(o, "start_ms", ms_value(r->start_ms));
+    if (ok) {
+        json_object_set_new(o, "finish_ms", ms_value(r->finish_ms));
+        json_object_set_new(o, "latency_ms", ms_value(r->latency_ms));
+    }
+    if (r->slo_ms > 0) {
+        json_object_set_new(o, "slo_ms", ms_value(r->slo_ms));
+        json_object_set_new(o, "slo_met", json_boolean(r->slo_met));
+    }
+    if (r->outcome == SDLK_SERVE_REJECTED && isfinite(r->predicted_ms))
+        json_object_set_new(o, "predicted_finish_ms", ms_value(r->predicted_ms));
+    if (r->height > 0) {
+        json_object_set_new(o, "height", json_integer(r->height));
+        json_object_set_new(o, "width", json_integer(r->width));
+        json_object_set_new(o, "tiles", json_integer(r->tiles));
+        json_object_set_new(o, "steps", json_integer(r->steps));
+        json_object_set_new(o, "computed", json_integer(r->computed));
+        json_object_set_new(o, "skipped", json_integer(r->skipped));
+    }
+    if (ok && r->output[0])
+        json_object_set_new(o, "output", json_string(r->output));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    json_decref(o);
+    return text;
+}
+
+static void result_init(sdlk_serve_result *r, const char *id)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id ? id : "");
+    r->arrival_ms = r->start_ms = r->finish_ms = -1.0;
+    r->predicted_ms = NAN;
+}
+
+static void result_from_job(sdlk_serve_result *r, const sdlk_serve_job *job)
+{
+    result_init(r, job->req.id);
+    r->arrival_ms = job->arrival_ms;
+    r->start_ms = job->start_ms;
+    r->slo_ms = job->slo_ms;
+    r->height = job->req.height;
+    r->width = job->req.width;
+    r->tiles = job->canvas_mode ? 1 : job->tiles;
+    r->steps = job->req.steps;
+    r->computed = job->computed;
+    r->skipped = job->skipped;
+}
+
+static void emit(sdlk_serve_engine *e, const sdlk_serve_result *r)
+{
+    switch (r->outcome) {
+    case SDLK_SERVE_SERVED:
+        e->served++;
+        e->met += r->slo_met;
+        if (e->latency_n == e->latency_cap) {
+            size_t cap = e->latency_cap ? 2 * e->latency_cap : 256;
+            double *l = realloc(e->latency, cap * sizeof *l);
+            if (l) {
+                e->latency = l;
+                e->latency_cap = cap;
+            }
+        }
+        if (e->latency_n < e->latency_cap)
+            e->latency[e->latency_n++] = r->latency_ms;
+        break;
+    case SDLK_SERVE_FAILED: e->failed++; break;
+    case SDLK_SERVE_REJECTED: e->rejected++; break;
+    case SDLK_SERVE_NOT_SERVED: e->not_served++; break;
+    }
+    if (e->cfg.on_result)
+        e->cfg.on_result(e->cfg.result_ctx, r);
+}
+
+/* End a job that did not finish: result, backend close, removal. */
+static void drop_job(sdlk_serve_engine *e, sdlk_serve_job *job, sdlk_serve_outcome outcome,
+                     const char *why)
+{
+    sdlk_serve_result r;
+    result_from_job(&r, job);
+    r.outcome = outcome;
+    snprintf(r.error, sizeof r.error, "%s", why);
+    if (e->cfg.backend && job->state)
+        e->cfg.backend->close(e->cfg.backend->ctx, job);
+    sdlk_serve_store_remove(&e->store, job);
+    emit(e, &r);
+}
+
+void sdlk_serve_engine_report_error(sdlk_serve_engine *e, const char *id, const char *message)
+{
+    sdlk_serve_result r;
+    result_init(&r, id);
+    r.outcome = SDLK_SERVE_FAILED;
+    snprintf(r.error, sizeof r.error, "%s", message);
+    emit(e, &r);
+}
+
+/* ---- pending arrivals (min-heap) ------------------------------------------------ */
+
+static int before(const pending *a, const pending *b)
+{
+    return a->arrival_ms < b->arrival_ms ||
+           (a->arrival_ms == b->arrival_ms && a->order < b->order);
+}
+
+static void heap_swap(pending *h, size_t i, size_t j)
+{
+    pending t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+}
+
+static sdlk_status heap_push(sdlk_serve_engine *e, const pending *p, sdlk_error *err)
+{
+    if (e->heap_n == e->heap_cap) {
+        size_t cap = e->heap_cap ? 2 * e->heap_cap : 64;
+        pending *h = realloc(e->heap, cap * sizeof *h);
+        if (!h)
+            return sdlk_error_set(err, SDLK_ERR_NOMEM, "request %s: out of memory", p->req.id);
+        e->heap = h;
+        e->heap_cap = cap;
+    }
+    size_t i = e->heap_n++;
+    e->heap[i] = *p;
+    while (i > 0 && before(&e->heap[i], &e->heap[(i - 1) / 2])) {
+        heap_swap(e->heap, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    return SDLK_OK;
+}
+
+static pending heap_pop(sdlk_serve_engine *e)
+{
+    pending top = e->heap[0];
+    e->heap[0] = e->heap[--e->heap_n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < e->heap_n && before(&e->heap[l], &e->heap[m]))
+            m = l;
+        if (r < e->heap_n && before(&e->heap[r], &e->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(e->heap, i, m);
+        i = m;
+    }
+    return top;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+sdlk_status sdlk_serve_engine_create(const sdlk_serve_config *c, sdlk_serve_engine **out,
+                                     sdlk_error *err)
+{
+    if (c->batch < 1)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "batch must be at least 1 (got %d)", c->batch);
+    if (c->clock == SDLK_SERVE_CLOCK_LIVE && !c->backend)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "the live clock needs a backend");
+    for (int a = 0; a < 3; a++)
+        if (c->profile.tile[a] < 1)
+            return sdlk_error_set(err, SDLK_ERR_ARG, "profile: tile size must be at least 1");
+    sdlk_serve_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+    e->cfg = *c;
+    sdlk_serve_store_init(&e->store);
+    const sdlk_serve_profile *p = &c->profile;
+    double ref = c->batch > 1 ? c->batch : 2;
+    sdlk_serve_predictor_init(&e->tiled, p->tiled_a_ms, p->tiled_b_ms, ref, 4.0, c->forget);
+    sdlk_serve_predictor_init(&e->canvas, p->canvas_a_ms, p->canvas_b_ms,
+                              ref, 4.0, c->forget);
+    sdlk_serve_profile_init(&e->observed, p->tile, c->batch);
+    e->start_ns = sdlk_now_ns();
+    *out = e;
+    return SDLK_OK;
+}
+
+void sdlk_serve_engine_destroy(sdlk_serve_engine *e)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->store.count; i++)
+        if (e->cfg.backend && e->store.jobs[i]->state)
+            e->cfg.backend->close(e->cfg.backend->ctx, e->store.jobs[i]);
+    sdlk_serve_store_free(&e->store);
+    for (size_t i = 0; i < e->heap_n; i++)
+        sdlk_serve_request_clear(&e->heap[i].req);
+    free(e->heap);
+    sdlk_serve_batch_free(&e->batch);
+    free(e->latency);
+    free(e);
+}
+
+sdlk_status sdlk_serve_engine_submit(sdlk_serve_engine *e, const sdlk_serve_request *req,
+                                     sdlk_error *err)
+{
+    if (e->draining) {
+        sdlk_serve_result r;
+        result_init(&r, req->id);
+        r.outcome = SDLK_SERVE_NOT_SERVED;
+        snprintf(r.error, sizeof r.error, "request %s: not served: the server is shutting "
+                 "down", req->id);
+        emit(e, &r);
+        return SDLK_OK;
+    }
+    pending p;
+    memset(&p, 0, sizeof p);
+    if (sdlk_serve_request_copy(&p.req, req, err) != SDLK_OK)
+        return SDLK_ERR_NOMEM;
+    double now = sdlk_serve_engine_now(e);
+    p.arrival_ms = req->arrival_ms >= 0 ? req->arrival_ms : now;
+    p.order = e->submitted++;
+    sdlk_status st = heap_push(e, &p, err);
+    if (st != SDLK_OK)
+        sdlk_serve_request_clear(&p.req);
+    return st;
+}
+
+int64_t sdlk_serve_engine_pending(const sdlk_serve_engine *e)
+{
+    return (int64_t)(e->heap_n + e->store.count);
+}
+
+/* ---- events --------------------------------------------------------------------- */
+
+static void admit(sdlk_serve_engine *e, pending *p)
+{
+    sdlk_error err = {0};
+    char msg[SDLK_ERROR_MSG_MAX];
+    if (sdlk_serve_store_find(&e->store, p->req.id)) {
+        snprintf(msg, sizeof msg, "request %s: an unfinished request has the same id",
+                 p->req.id);
+        sdlk_serve_engine_report_error(e, p->req.id, msg);
+        return;
+    }
+    sdlk_serve_job *job;
+    if (sdlk_serve_store_add(&e->store, &p->req, p->arrival_ms, e->cfg.profile.tile, &job,
+                             &err) != SDLK_OK) {
+        sdlk_serve_engine_report_error(e, p->req.id, err.msg);
+        return;
+    }
+    const sdlk_serve_profile *prof = &e->cfg.profile;
+    job->canvas_mode = sdlk_serve_policy_untiled(e->cfg.policy);
+    job->standalone_ms = sdlk_serve_profile_standalone_ms(prof, job->tiles, job->req.steps,
+                                                          e->cfg.batch, job->req.height,
+                                                          job->req.width);
+    job->slo_ms = job->req.slo_ms > 0 ? job->req.slo_ms : job->req.slo_scale * job->standalone_ms;
+    job->deadline_ms = job->arrival_ms + job->slo_ms;
+    job->tail_ms = sdlk_serve_profile_finish_ms(prof, job->req.height, job->req.width);
+    double now = sdlk_serve_engine_now(e);
+    if (e->cfg.policy == SDLK_SERVE_POLICY_TILE && e->cfg.admission) {
+        double finish;
+        if (!sdlk_serve_admit(&e->store, job, now, &e->tiled, e->cfg.batch, &finish)) {
+            sdlk_serve_result r;
+            result_from_job(&r, job);
+            r.outcome = SDLK_SERVE_REJECTED;
+            r.predicted_ms = finish;
+            snprintf(r.error, sizeof r.error, "request %s: rejected: predicted to finish at "
+                     "%.0f ms, after its deadline %.0f ms", job->req.id, finish,
+                     job->deadline_ms);
+            sdlk_serve_store_remove(&e->store, job);
+            emit(e, &r);
+            return;
+        }
+    }
+    sdlk_status st = SDLK_OK;
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        e->busy_ms += sim_charge(e, SDLK_SERVE_COST_OPEN, 0, job);
+    } else {
+        uint64_t t0 = sdlk_now_ns();
+        st = e->cfg.backend->open(e->cfg.backend->ctx, job, &err);
+        double ms = sdlk_seconds_since(t0) * 1e3;
+        e->busy_ms += ms;
+        if (st == SDLK_OK) {
+            e->open_sum += ms;
+            e->open_n++;
+        }
+    }
+    if (st != SDLK_OK)
+        drop_job(e, job, SDLK_SERVE_FAILED, err.msg);
+}
+
+static void finish_job(sdlk_serve_engine *e, sdlk_serve_job *job)
+{
+    sdlk_error err = {0};
+    sdlk_serve_result r;
+    result_from_job(&r, job);
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        e->busy_ms += sim_charge(e, SDLK_SERVE_COST_FINISH, 0, job);
+    } else {
+        uint64_t t0 = sdlk_now_ns();
+        sdlk_status st = e->cfg.backend->finish(e->cfg.backend->ctx, job, r.output,
+                                                sizeof r.output, &err);
+        double ms = sdlk_seconds_since(t0) * 1e3;
+        e->busy_ms += ms;
+        if (st != SDLK_OK) {
+            drop_job(e, job, SDLK_SERVE_FAILED, err.msg);
+            return;
+        }
+        if (e->fin_n < FINISH_SAMPLES) {
+            e->fin_mpx[e->fin_n] = (double)job->req.height * (double)job->req.width * 1e-6;
+            e->fin_ms[e->fin_n++] = ms;
+        }
+    }
+    r.outcome = SDLK_SERVE_SERVED;
+    r.finish_ms = sdlk_serve_engine_now(e);
+    r.latency_ms = r.finish_ms - r.arrival_ms;
+    r.slo_met = r.latency_ms <= r.slo_ms;
+    r.computed = job->computed;
+    if (e->cfg.backend && job->state)
+        e->cfg.backend->close(e->cfg.backend->ctx, job);
+    sdlk_serve_store_remove(&e->store, job);
+    emit(e, &r);
+}
+
+/* Run the formed call and account for it. */
+static void run_batch(sdlk_serve_engine *e)
+{
+    sdlk_serve_batch *b = &e->batch;
+    double t0 = sdlk_serve_engine_now(e);
+    for (int i = 0; i < b->n; i++)
+        if (b->items[i].job->start_ms < 0)
+            b->items[i].job->start_ms = t0;
+    sdlk_error err = {0};
+    sdlk_status st = SDLK_OK;
+    double ms;
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        ms = sim_charge(e, b->canvas ? SDLK_SERVE_COST_CANVAS : SDLK_SERVE_COST_TILES, b->work,
+                        NULL);
+    } else {
+        uint64_t ns = sdlk_now_ns();
+        st = e->cfg.backend->run(e->cfg.backend->ctx, b, &err);
+        ms = sdlk_seconds_since(ns) * 1e3;
+        if (st == SDLK_OK)
+            sdlk_serve_profile_add_sample(&e->observed, b->canvas, b->work, ms);
+    }
+    e->calls++;
+    e->busy_ms += ms;
+    if (st == SDLK_OK)
+        sdlk_serve_predictor_observe(b->canvas ? &e->canvas : &e->tiled, b->work, ms);
+    /* account per item, then settle each job once (its items are contiguous or not:
+     * handed counts them all) */
+    for (int i = 0; i < b->n; i++) {
+        sdlk_serve_job *job = b->items[i].job;
+        job->handed--;
+        if (st == SDLK_OK) {
+            job->done++;
+            job->computed++;
+        }
+    }
+    for (int i = 0; i < b->n; i++) {
+        sdlk_serve_job *job = b->items[i].job;
+        if (!job || job->handed > 0)
+            continue;
+        for (int k = i + 1; k < b->n; k++) /* each job settles once */
+            if (b->items[k].job == job)
+                b->items[k].job = NULL;
+        if (st != SDLK_OK) {
+            drop_job(e, job, SDLK_SERVE_FAILED, err.msg);
+            continue;
+        }
+        if (job->done == sdlk_serve_job_items(job)) {
+            job->step++;
+            job->done = 0;
+        }
+        if (job->step == job->req.steps)
+            finish_job(e, job);
+    }
+}
+
+sdlk_status sdlk_serve_engine_step(sdlk_serve_engine *e, double *next_ms, sdlk_error *err)
+{
+    *next_ms = -1.0;
+    int admitted = 0;
+    while (e->heap_n > 0 && e->heap[0].arrival_ms <= sdlk_serve_engine_now(e)) {
+        pending p = heap_pop(e);
+        admit(e, &p);
+        sdlk_serve_request_clear(&p.req);
+        admitted = 1;
+    }
+    if (admitted)
+        return SDLK_OK;
+    if (sdlk_serve_sched_form(e->cfg.policy, &e->store, sdlk_serve_engine_now(e), e->cfg.batch,
+                              e->cfg.group, &e->batch, err) != SDLK_OK)
+        return err ? err->code : SDLK_ERR_NOMEM;
+    if (e->batch.n > 0) {
+        run_batch(e);
+        return SDLK_OK;
+    }
+    if (e->heap_n == 0) {
+        *next_ms = INFINITY;
+        return SDLK_OK;
+    }
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        if (e->heap[0].arrival_ms > e->now_ms)
+            e->now_ms = e->heap[0].arrival_ms;
+        return SDLK_OK;
+    }
+    *next_ms = e->heap[0].arrival_ms;
+    return SDLK_OK;
+}
+
+sdlk_status sdlk_serve_engine_run(sdlk_serve_engine *e, sdlk_error *err)
+{
+    for (;;) {
+        double next;
+        sdlk_status st = sdlk_serve_engine_step(e, &next, err);
+        if (st != SDLK_OK)
+            return st;
+        if (next == INFINITY)
+            return SDLK_OK;
+        if (next >= 0) { /* live clock: sleep until the next arrival */
+            double wait = next - sdlk_serve_engine_now(e);
+            if (wait > 0) {
+                struct timespec ts = {(time_t)(wait / 1e3),
+                                      (long)(fmod(wait, 1e3) * 1e6)};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+}
+
+void sdlk_serve_engine_drain(sdlk_serve_engine *e)
+{
+    e->draining = 1;
+    while (e->heap_n > 0) {
+        pending p = heap_pop(e);
+        sdlk_serve_result r;
+        result_init(&r, p.req.id);
+        r.outcome = SDLK_SERVE_NOT_SERVED;
+        r.arrival_ms = p.arrival_ms;
+        snprintf(r.error, sizeof r.error, "request %s: not served: the server shut down "
+                 "before it arrived", p.req.id);
+        sdlk_serve_request_clear(&p.req);
+        emit(e, &r);
+    }
+}
+
+void sdlk_serve_engine_abort(sdlk_serve_engine *e)
+{
+    sdlk_serve_engine_drain(e);
+    while (e->store.count > 0) {
+        sdlk_serve_job *job = e->store.jobs[0];
+        char why[SDLK_ERROR_MSG_MAX];
+        snprintf(why, sizeof why, "request %s: not served: the server shut down at step %d "
+                 "of %d", job->req.id, job->step, job->req.steps);
+        drop_job(e, job, SDLK_SERVE_NOT_SERVED, why);
+    }
+}
+
+/* ---- statistics ----------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static double percentile(const double *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0.0;
+    size_t k = (size_t)ceil(q * (double)n);
+    return v[k > 0 ? k - 1 : 0];
+}
+
+void sdlk_serve_engine_stats(const sdlk_serve_engine *e, sdlk_serve_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->served = e->served;
+    st->met = e->met;
+    st->failed = e->failed;
+    st->rejected = e->rejected;
+    st->not_served = e->not_served;
+    st->results = e->served + e->failed + e->rejected + e->not_served;
+    st->calls = e->calls;
+    st->busy_ms = e->busy_ms;
+    int64_t valid = e->served + e->rejected + e->not_served;
+    st->attainment = valid > 0 ? (double)e->met / (double)valid : 0.0;
+    st->tiled_a_ms = e->tiled.a;
+    st->tiled_b_ms = e->tiled.b;
+    if (e->latency_n > 0) {
+        double *v = malloc(e->latency_n * sizeof *v);
+        if (v) {
+            memcpy(v, e->latency, e->latency_n * sizeof *v);
+            qsort(v, e->latency_n, sizeof *v, cmp_double);
+            st->p50_ms = percentile(v, e->latency_n, 0.50);
+            st->p99_ms = percentile(v, e->latency_n, 0.99);
+            free(v);
+        }
+    }
+}
+
+void sdlk_serve_engine_profile(const sdlk_serve_engine *e, sdlk_serve_profile *out)
+{
+    *out = e->cfg.profile;
+    out->max_batch = e->cfg.batch;
+    int tiled = 0, canvas = 0;
+    for (int i = 0; i < e->observed.n_samples; i++)
+        *(e->observed.samples[i].canvas ? &canvas : &tiled) += 1;
+    if (tiled || canvas) {
+        sdlk_serve_profile fit = e->observed;
+        sdlk_serve_profile_fit(&fit);
+        if (tiled) {
+            out->tiled_a_ms = fit.tiled_a_ms;
+            out->tiled_b_ms = fit.tiled_b_ms;
+        }
+        if (canvas) {
+            out->canvas_a_ms = fit.canvas_a_ms;
+            out->canvas_b_ms = fit.canvas_b_ms;
+        }
+        out->n_samples = 0;
+        for (int i = 0; i < e->observed.n_samples; i++)
+            sdlk_serve_profile_add_sample(out, e->observed.samples[i].canvas,
+                                          e->observed.samples[i].work,
+                                          e->observed.samples[i].ms);
+    }
+    if (e->open_n > 0)
+        out->open_ms = e->open_sum / (double)e->open_n;
+    if (e->fin_n > 0) {
+        /* through the origin when the sizes do not vary: ms per megapixel */
+        double s0 = 0, s1 = 0, s2 = 0, sy = 0, sxy = 0;
+        for (int i = 0; i < e->fin_n; i++) {
+            s0 += 1;
+            s1 += e->fin_mpx[i];
+            s2 += e->fin_mpx[i] * e->fin_mpx[i];
+            sy += e->fin_ms[i];
+            sxy += e->fin_mpx[i] * e->fin_ms[i];
+        }
+        double det = s0 * s2 - s1 * s1, a = 0, b = s2 > 0 ? sxy / s2 : 0;
+        if (det > 1e-9 * s0 * s2) {
+            double bb = (s0 * sxy - s1 * sy) / det, aa = (sy - bb * s1) / s0;
+            if (aa >= 0 && bb >= 0)
+                a = aa, b = bb;
+        }
+        out->finish_a_ms = a;
+        out->finish_b_ms_per_mpx = b;
+    }
+}

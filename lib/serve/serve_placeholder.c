@@ -1,1 +1,0 @@
-/* placeholder: being written */ typedef int sdlk_placeholder_serve_placeholder;
