@@ -4,7 +4,7 @@
  *   sdl-serve [--clock live|sim] [--policy tile|tile-fcfs|fcfs|grouped] [--batch B]
  *             [--group N] [--profile FILE] [--calibrate] [--reference IMG] [--model SPEC]
  *             [--out DIR] [--no-admission] [--shift H,W] [--steps N] [--slo-scale X]
- *             [--json] [-o FILE] [-q] [--threads N] [REQUESTS]
+ *             [--cache on|off] [--tau X] [--json] [-o FILE] [-q] [--threads N] [REQUESTS]
  *
  * REQUESTS (a trace file, a FIFO, or '-' = stdin, the default) holds one JSON request
  * per line. Each request ends in one result line (served, failed, rejected, not
@@ -45,6 +45,8 @@ enum {
     OPT_SLO_SCALE,
     OPT_SHIFT,
     OPT_GROUP,
+    OPT_CACHE,
+    OPT_TAU,
 };
 
 static void usage(FILE *out)
@@ -75,6 +77,10 @@ static void usage(FILE *out)
           "      --steps N           steps of requests that do not say (default 30)\n"
           "      --slo-scale X       SLO of requests that do not say, as a multiple of\n"
           "                          their standalone latency (default 5)\n"
+          "      --cache on|off      region cache per tile: skip the model where a tile's\n"
+          "                          input barely changed (tile policies, live clock;\n"
+          "                          default off)\n"
+          "      --tau X             cache threshold (default 0.5; larger skips more)\n"
           "      --json              results as JSON lines\n"
           "  -o, --output FILE       write the results to FILE (atomically, at the end)\n"
           "  -q, --quiet             no summary line on stderr\n"
@@ -104,6 +110,8 @@ static const struct option long_options[] = {
     {"slo-scale", required_argument, NULL, OPT_SLO_SCALE},
     {"shift", required_argument, NULL, OPT_SHIFT},
     {"group", required_argument, NULL, OPT_GROUP},
+    {"cache", required_argument, NULL, OPT_CACHE},
+    {"tau", required_argument, NULL, OPT_TAU},
     CLI_COMMON_LONG_OPTIONS,
     {0},
 };
@@ -116,6 +124,8 @@ typedef struct serve_opts {
     const char *profile, *reference, *model, *out_dir, *input;
     int calibrate, admission;
     int64_t shift[3];         /* 0,0,0: the backend's default */
+    sdlk_cache_opts cache;    /* region cache (enabled: --cache on) */
+    int tau_given;
     sdlk_serve_request_defaults defaults;
 } serve_opts;
 
@@ -297,6 +307,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
     o->model = "exemplar";
     o->out_dir = ".";
     sdlk_serve_request_defaults_init(&o->defaults);
+    sdlk_cache_opts_init(&o->cache);
+    o->cache.enabled = 0; /* off by default: the policies' baselines stay comparable */
     int opt;
     long v;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
@@ -342,6 +354,16 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
                 return SDL_EXIT_USAGE;
             o->defaults.steps = (int)v;
             break;
+        case OPT_CACHE:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return cli_usage_error(cli, "--cache: '%s' is not on or off", optarg);
+            o->cache.enabled = strcmp(optarg, "on") == 0;
+            break;
+        case OPT_TAU:
+            if (!cli_parse_double(cli, "--tau", optarg, 0, 1e12, &o->cache.tau))
+                return SDL_EXIT_USAGE;
+            o->tau_given = 1;
+            break;
         case OPT_SLO_SCALE:
             if (!cli_parse_double(cli, "--slo-scale", optarg, 1e-6, 1e6, &o->defaults.slo_scale))
                 return SDL_EXIT_USAGE;
@@ -358,6 +380,16 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
                                o->profile ? ": no file " : "", o->profile ? o->profile : "");
     if (o->calibrate && !o->profile)
         return cli_usage_error(cli, "--calibrate needs --profile FILE");
+    /* the cache decides on latents: the simulated clock has none, and the untiled
+     * policies have no tiles to decide for */
+    if (o->cache.enabled && o->clock == SDLK_SERVE_CLOCK_SIM)
+        return cli_usage_error(cli, "--cache on needs the live clock (the simulated clock has "
+                               "no latents to compare)");
+    if (o->cache.enabled && sdlk_serve_policy_untiled(o->policy))
+        return cli_usage_error(cli, "--cache on needs a tile policy (%s computes whole "
+                               "canvases)", sdlk_serve_policy_name(o->policy));
+    if (o->tau_given && !o->cache.enabled)
+        return cli_usage_error(cli, "--tau needs --cache on");
     return -1;
 }
 
@@ -419,7 +451,8 @@ int main(int argc, char **argv)
     sdlk_serve_live *live = NULL;
     sdlk_serve_live_opts lo = {.model = o.model, .out_dir = o.out_dir, .threads = threads,
                                .batch = (int)o.batch,
-                               .shift_stride = {0, o.shift[1], o.shift[2]}};
+                               .shift_stride = {0, o.shift[1], o.shift[2]},
+                               .cache = o.cache};
     sdlk_serve_profile profile;
     int measured = 0;
     sdlk_status st = SDLK_OK;
@@ -503,11 +536,12 @@ int main(int argc, char **argv)
     if (engine && !cli.quiet)
         fprintf(stderr, "%s: %lld requests: %lld served (%lld within SLO, attainment %.1f%%), "
                 "%lld failed, %lld rejected, %lld not served; latency p50 %.1f ms, p99 %.1f ms; "
-                "%s policy, %s clock, batch %d%s\n", cli.prog, (long long)stats.results,
+                "%s policy, %s clock, batch %d%s%s\n", cli.prog, (long long)stats.results,
                 (long long)stats.served, (long long)stats.met, 100.0 * stats.attainment,
                 (long long)stats.failed, (long long)stats.rejected, (long long)stats.not_served,
                 stats.p50_ms, stats.p99_ms, sdlk_serve_policy_name(o.policy),
                 o.clock == SDLK_SERVE_CLOCK_SIM ? "sim" : "live", cfg.batch,
+                o.cache.enabled ? ", region cache on" : "",
                 measured ? "; profile calibrated now" : "");
     sdlk_serve_engine_destroy(engine);
     sdlk_serve_live_destroy(live);

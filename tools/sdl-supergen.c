@@ -45,6 +45,7 @@ enum {
     OPT_TRACE,
     OPT_CRF,
     OPT_NO_ILVR,
+    OPT_MAX_MEMORY,
 };
 
 static void usage(FILE *out)
@@ -76,7 +77,10 @@ static void usage(FILE *out)
           "      --static         keep the initial tile blocks (no redistribution)\n"
           "      --trace FILE     per tile and step: computed or skipped, k, E, tau (JSON lines)\n"
           "Video:\n"
-          "      --chunk N        frames refined together (default 8); memory grows with it\n"
+          "      --chunk N        frames refined together (default 8, lowered to fit\n"
+          "                       --max-memory); memory grows with it\n"
+          "      --max-memory M   working-set budget in MiB for choosing the chunk\n"
+          "                       (default 3072)\n"
           "      --overlap N      frames shared and blended between chunks (default 2)\n"
           "      --frames N       stop after N input frames\n"
           "      --crf N          H.264 quality 0..51 (default 18)\n"
@@ -116,6 +120,7 @@ static const struct option long_options[] = {
     {"trace", required_argument, NULL, OPT_TRACE},
     {"crf", required_argument, NULL, OPT_CRF},
     {"no-ilvr", no_argument, NULL, OPT_NO_ILVR},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
     CLI_COMMON_LONG_OPTIONS,
     {0},
 };
@@ -124,7 +129,8 @@ static const struct option long_options[] = {
 typedef struct supergen_args {
     double scale;
     int64_t size[2];      /* W, H; 0 = from scale */
-    long steps, warmup, workers, chunk, overlap, crf;
+    long steps, warmup, workers, chunk, overlap, crf, max_memory_mib;
+    int chunk_given;
     long long frames_max;
     double strength, tau, alpha;
     long tile;
@@ -237,6 +243,14 @@ static int is_image_path(const char *path)
     return !strcmp(ext, "png") || !strcmp(ext, "jpg") || !strcmp(ext, "jpeg");
 }
 
+/* Checked before any work: the encoder would refuse odd sizes only at the first frame. */
+static int is_h264_path(const char *path)
+{
+    char ext[16];
+    sdlk_path_extension(path, ext, sizeof ext);
+    return !strcmp(ext, "mp4") || !strcmp(ext, "mov") || !strcmp(ext, "m4v");
+}
+
 static sdlk_status sink_frame(void *ctx, int64_t index, const sdlk_tensor *frame,
                               sdlk_error *err)
 {
@@ -309,7 +323,7 @@ static int on_chunk(void *ctx, int64_t frames_done, int step, int steps)
 static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
 {
     *a = (supergen_args){.scale = 2.0, .steps = 15, .warmup = 5, .chunk = 8, .overlap = 2,
-                         .crf = 18, .frames_max = -1, .strength = 0.2, .tau = 0.5,
+                         .crf = 18, .max_memory_mib = 3072, .frames_max = -1, .strength = 0.2, .tau = 0.5,
                          .alpha = 0.5, .cache = 1, .redistribute = 1, .ilvr = 1, .seed = 1,
                          .model = "exemplar"};
     int opt;
@@ -363,7 +377,13 @@ static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
             ok = cli_parse_long(cli, "--workers", optarg, 1, SDLK_REFINE_MAX_WORKERS, &a->workers);
             break;
         case OPT_STATIC: a->redistribute = 0; break;
-        case OPT_CHUNK: ok = cli_parse_long(cli, "--chunk", optarg, 1, 1024, &a->chunk); break;
+        case OPT_CHUNK:
+            ok = cli_parse_long(cli, "--chunk", optarg, 1, 1024, &a->chunk);
+            a->chunk_given = 1;
+            break;
+        case OPT_MAX_MEMORY:
+            ok = cli_parse_long(cli, "--max-memory", optarg, 64, 1L << 24, &a->max_memory_mib);
+            break;
         case OPT_OVERLAP: ok = cli_parse_long(cli, "--overlap", optarg, 0, 1023, &a->overlap); break;
         case OPT_FRAMES:
             ok = cli_parse_long(cli, "--frames", optarg, 1, 1L << 30, &value);
@@ -449,6 +469,29 @@ static void print_summary(const sdl_cli *cli, const supergen_args *a,
     }
 }
 
+/* The largest chunk whose working set fits the memory budget: per frame, the canvas
+ * being refined and its double buffer, with the cache 3 history canvases, at the padded
+ * size, plus the output-size frames (upscale, blend, ILVR scratch). An explicit --chunk
+ * is kept (the user asked for it); the default is lowered, never below one temporal
+ * tile, and the overlap with it. */
+static int64_t fit_chunk(const supergen_args *a, const sdlk_denoiser_desc *desc,
+                         int64_t out_h, int64_t out_w, int64_t chunk, int64_t overlap)
+{
+    int64_t core[3];
+    sdlk_denoiser_core(desc, core);
+    double padded = (double)((out_h + core[1] - 1) / core[1] * core[1]) *
+                    (double)((out_w + core[2] - 1) / core[2] * core[2]) * 3 * sizeof(float);
+    double frame = (double)out_h * (double)out_w * 3 * sizeof(float);
+    double per_frame = padded * (2 + (a->cache ? 3 : 0));
+    double fixed = frame * (double)(3 + overlap);
+    double budget = (double)a->max_memory_mib * 1048576.0;
+    int64_t fit = budget > fixed ? (int64_t)((budget - fixed) / per_frame) : 0;
+    fit = fit / core[0] * core[0];
+    if (fit < core[0])
+        fit = core[0];
+    return fit < chunk ? fit : chunk;
+}
+
 /* Build the refinement options from the command line and the model's description. */
 static sdlk_status make_opts(const supergen_args *a, sdlk_denoiser *model, int threads,
                              sdlk_supergen_opts *o, sdlk_error *err)
@@ -521,6 +564,25 @@ int main(int argc, char **argv)
         st = sdlk_error_set(&err, SDLK_ERR_FORMAT, "%s: no frames", args.input);
     if (st == SDLK_OK)
         output_size(&args, first.shape[0], first.shape[1], &opts.out_h, &opts.out_w);
+    if (st == SDLK_OK && is_h264_path(cli.output) && (opts.out_w % 2 || opts.out_h % 2))
+        st = sdlk_error_set(&err, SDLK_ERR_ARG,
+                            "%s: H.264 needs an even width and height, the output is %lldx%lld "
+                            "(choose --size, or write .mkv or PNG frames)",
+                            cli.output, (long long)opts.out_w, (long long)opts.out_h);
+    if (st == SDLK_OK && !args.chunk_given) {
+        int64_t fit = fit_chunk(&args, &model->desc, opts.out_h, opts.out_w, opts.chunk,
+                                opts.overlap);
+        if (fit < opts.chunk) {
+            opts.chunk = fit;
+            if (opts.overlap >= fit)
+                opts.overlap = fit - 1;
+            if (!cli.quiet)
+                fprintf(stderr, "%s: chunks of %lld frames (overlap %lld) to stay within "
+                        "--max-memory %ld MiB at %lldx%lld\n", cli.prog, (long long)fit,
+                        (long long)opts.overlap, args.max_memory_mib, (long long)opts.out_w,
+                        (long long)opts.out_h);
+        }
+    }
 
     trace_out trace = {.lock = PTHREAD_MUTEX_INITIALIZER};
     if (st == SDLK_OK && args.trace) {

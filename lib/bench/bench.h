@@ -29,7 +29,7 @@ typedef struct sdlk_bench_result {
     char name[96];         /* what was measured, e.g. "npy read 64 MiB f32" */
     char baseline[96];     /* what it was compared with, e.g. "fread of the same bytes" */
     char unit[16];         /* throughput unit, e.g. "MB/s", "GFLOP/s" */
-    char note[160];        /* how it was measured (fairness conditions); "" if none */
+    char note[320];        /* how it was measured, quality figures, targets; "" if none */
     double work;           /* units of work per run (bytes, flops...) in `unit`'s base */
     double unit_scale;     /* divide work/s by this to print in `unit` (1e6 for MB/s) */
     int reps;

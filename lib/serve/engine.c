@@ -32,6 +32,7 @@ struct sdlk_serve_engine {
     sdlk_serve_batch batch;
     /* statistics */
     int64_t served, met, failed, rejected, not_served, calls;
+    int64_t computed, skipped;     /* over served requests */
     double busy_ms;
     double *latency;
     size_t latency_n, latency_cap;
@@ -169,6 +170,8 @@ static void emit(sdlk_serve_engine *e, const sdlk_serve_result *r)
     case SDLK_SERVE_SERVED:
         e->served++;
         e->met += r->slo_met;
+        e->computed += r->computed;
+        e->skipped += r->skipped;
         if (e->latency_n == e->latency_cap) {
             size_t cap = e->latency_cap ? 2 * e->latency_cap : 256;
             double *l = realloc(e->latency, cap * sizeof *l);
@@ -424,10 +427,23 @@ static void finish_job(sdlk_serve_engine *e, sdlk_serve_job *job)
     r.latency_ms = r.finish_ms - r.arrival_ms;
     r.slo_met = r.latency_ms <= r.slo_ms;
     r.computed = job->computed;
+    r.skipped = job->skipped;
     if (e->cfg.backend && job->state)
         e->cfg.backend->close(e->cfg.backend->ctx, job);
     sdlk_serve_store_remove(&e->store, job);
     emit(e, &r);
+}
+
+/* The call's work after its run: tile items answered from the region cache drop out
+ * (a canvas item is never skipped). */
+static void computed_work(sdlk_serve_batch *b)
+{
+    if (b->canvas)
+        return;
+    int computed = 0;
+    for (int i = 0; i < b->n; i++)
+        computed += !b->items[i].skipped;
+    b->work = computed;
 }
 
 /* Run the formed call and account for it. */
@@ -442,18 +458,29 @@ static void run_batch(sdlk_serve_engine *e)
     sdlk_status st = SDLK_OK;
     double ms;
     if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
-        ms = sim_charge(e, b->canvas ? SDLK_SERVE_COST_CANVAS : SDLK_SERVE_COST_TILES, b->work,
-                        NULL);
+        if (!b->canvas && e->cfg.sim_skip)
+            for (int i = 0; i < b->n; i++)
+                b->items[i].skipped = e->cfg.sim_skip(e->cfg.sim_skip_ctx, b->items[i].job,
+                                                      b->items[i].step, b->items[i].tile) != 0;
+        computed_work(b);
+        /* skipped tiles are charged nothing; a call with none left is no model call */
+        ms = b->work > 0 ? sim_charge(e, b->canvas ? SDLK_SERVE_COST_CANVAS
+                                                   : SDLK_SERVE_COST_TILES, b->work, NULL)
+                         : 0.0;
     } else {
         uint64_t ns = sdlk_now_ns();
         st = e->cfg.backend->run(e->cfg.backend->ctx, b, &err);
         ms = sdlk_seconds_since(ns) * 1e3;
-        if (st == SDLK_OK)
+        computed_work(b);
+        if (st == SDLK_OK && b->work > 0)
             sdlk_serve_profile_add_sample(&e->observed, b->canvas, b->work, ms);
     }
-    e->calls++;
+    if (b->work > 0)
+        e->calls++;
     e->busy_ms += ms;
-    if (st == SDLK_OK)
+    /* an all-skipped call measured bookkeeping, not the model: it would pull the
+     * line's intercept down */
+    if (st == SDLK_OK && b->work > 0)
         sdlk_serve_predictor_observe(b->canvas ? &e->canvas : &e->tiled, b->work, ms);
     /* account per item, then settle each job once (its items are contiguous or not:
      * handed counts them all) */
@@ -462,7 +489,10 @@ static void run_batch(sdlk_serve_engine *e)
         job->handed--;
         if (st == SDLK_OK) {
             job->done++;
-            job->computed++;
+            if (b->items[i].skipped)
+                job->skipped++;
+            else
+                job->computed++;
         }
     }
     for (int i = 0; i < b->n; i++) {
@@ -592,6 +622,8 @@ void sdlk_serve_engine_stats(const sdlk_serve_engine *e, sdlk_serve_stats *st)
     st->not_served = e->not_served;
     st->results = e->served + e->failed + e->rejected + e->not_served;
     st->calls = e->calls;
+    st->computed = e->computed;
+    st->skipped = e->skipped;
     st->busy_ms = e->busy_ms;
     int64_t valid = e->served + e->rejected + e->not_served;
     st->attainment = valid > 0 ? (double)e->met / (double)valid : 0.0;

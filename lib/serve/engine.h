@@ -17,6 +17,13 @@
  *   policy; opening it in the backend), then forms and runs one call, then completes
  *   the steps and requests that call finished (the backend writes the output first; a
  *   request is reported as served only after its output was written).
+ *   Region cache: a tiled item the backend answers from its cache (live) or that
+ *   `sim_skip` marks (sim) is counted as skipped, not computed, and costs nothing: the
+ *   call's work is the items the model computed, so the simulated clock charges
+ *   tiled_ms(computed tiles) (0 and no model call when every item was skipped) and the
+ *   live predictor observes the measured time against the computed tiles. Admission
+ *   and EDF still plan every tile as computed (skips are not known in advance), which
+ *   errs on the safe side.
  *   Every request ends in exactly one result through `on_result`: served (with start,
  *   finish, latency, SLO met), failed (bad request, impossible size, missing reference,
  *   model or write error: the message names the request and the cause), rejected
@@ -75,8 +82,10 @@ typedef struct sdlk_serve_backend {
     /* Prepare a request (read its reference, open it in the model, allocate its latent).
      * canvas_mode: it will be computed untiled. */
     sdlk_status (*open)(void *ctx, sdlk_serve_job *job, sdlk_error *err);
-    /* Run one call: every item's model evaluation and sampler step. */
-    sdlk_status (*run)(void *ctx, const sdlk_serve_batch *batch, sdlk_error *err);
+    /* Run one call: every item's model evaluation and sampler step. A backend with a
+     * region cache may answer a tile from it instead of the model: it sets that item's
+     * `skipped` (the engine counts it as skipped, not computed). */
+    sdlk_status (*run)(void *ctx, sdlk_serve_batch *batch, sdlk_error *err);
     /* Write the finished request's output; its path into `path`. */
     sdlk_status (*finish)(void *ctx, sdlk_serve_job *job, char *path, size_t cap,
                           sdlk_error *err);
@@ -106,6 +115,11 @@ typedef struct sdlk_serve_config {
     const sdlk_serve_backend *backend; /* live clock: required */
     sdlk_serve_cost_fn cost;      /* sim clock: NULL = the profile's lines */
     void *cost_ctx;
+    /* Sim clock only: the region cache's decisions, which the simulated clock cannot
+     * make itself (it has no latents to compare). Returns 1 when tile `tile` of the
+     * job's step `step` is answered from the cache. NULL: nothing is skipped. */
+    int (*sim_skip)(void *ctx, const sdlk_serve_job *job, int step, int64_t tile);
+    void *sim_skip_ctx;
     sdlk_serve_result_fn on_result;
     void *result_ctx;
 } sdlk_serve_config;
@@ -154,6 +168,8 @@ int64_t sdlk_serve_engine_pending(const sdlk_serve_engine *e);
 typedef struct sdlk_serve_stats {
     int64_t results, served, met, failed, rejected, not_served;
     int64_t calls;                 /* model calls */
+    int64_t computed, skipped;     /* tile (or canvas) evaluations of served requests:
+                                      run by the model / answered by the region cache */
     double busy_ms;                /* time spent in calls, opens and writes */
     double attainment;             /* met / (served + rejected + not served + failed
                                       requests that were valid), 0..1 */

@@ -33,6 +33,7 @@ struct sdlk_serve_live {
     size_t n_canvas, cap_canvas;
     sdlk_pool *pool;
     int64_t next_request;      /* model-side request ids */
+    sdlk_cache_opts cache;     /* region cache of tiled requests (enabled 0: off) */
 };
 
 /* Per-request state (job->state). */
@@ -45,6 +46,11 @@ typedef struct live_req {
     sdlk_schedule sched;
     sdlk_denoiser *model;      /* where the request is opened */
     int64_t model_id;
+    int cache_on;              /* tiled and the cache is enabled */
+    sdlk_cache cache;          /* canvas-addressed history, one state per grid cell */
+    sdlk_tile_grid grid;       /* the grid of step grid_step (set while expanding a
+                                  call, before the workers run; read-only during it) */
+    int grid_step;
 } live_req;
 
 const sdlk_denoiser_desc *sdlk_serve_live_desc(const sdlk_serve_live *l)
@@ -119,6 +125,7 @@ sdlk_status sdlk_serve_live_create(const sdlk_serve_live_opts *o, sdlk_serve_liv
     memcpy(l->stride, o->shift_stride, sizeof l->stride);
     if (!l->stride[0] && !l->stride[1] && !l->stride[2])
         live_default_stride(&l->tiled->desc, l->core, l->stride);
+    l->cache = o->cache;
     *out = l;
     return SDLK_OK;
 }
@@ -234,6 +241,8 @@ static void live_close(void *ctx, sdlk_serve_job *job)
         sdlk_denoiser_request_close(r->model, r->model_id);
     sdlk_canvas_free(&r->x);
     sdlk_canvas_free(&r->next);
+    if (r->cache_on)
+        sdlk_cache_free(&r->cache);
     free(r);
     job->state = NULL;
 }
@@ -281,6 +290,14 @@ static sdlk_status live_open(void *ctx, sdlk_serve_job *job, sdlk_error *err)
                                err);
     if (st == SDLK_OK)
         sdlk_gaussian_fill(job->req.seed, 0, r->x.data, sdlk_canvas_numel(&r->x));
+    r->grid_step = -1;
+    /* the cache addresses the canvas by the tiled grid's cells; an untiled request has
+     * no cells (it is one prediction per step) */
+    if (st == SDLK_OK && l->cache.enabled && model == l->tiled && !job->canvas_mode) {
+        st = sdlk_cache_init(&r->cache, &l->cache, 1, job->req.height, job->req.width,
+                             desc->channels, job->tiles, err);
+        r->cache_on = st == SDLK_OK;
+    }
     if (st != SDLK_OK) {
         if (err && !strstr(err->msg, job->req.id))
             sdlk_error_prefix(err, "request %s", job->req.id);
@@ -298,6 +315,9 @@ typedef struct unit {
     int64_t origin[2];      /* h, w of the tile's first element (wraps) */
     int64_t size[2];        /* tile h, w (the canvas for an untiled unit) */
     sdlk_denoiser *model;
+    int64_t tile;           /* index in the job's grid of this step (-1: untiled) */
+    int item;               /* the call's item it came from */
+    int skipped;            /* answered from the region cache */
 } unit;
 
 /* Copy a tile out of (into, when `back`) the canvas, wrapping at the edges as often as
@@ -339,7 +359,9 @@ static void core_of(const float *window, const int64_t win[2], const int64_t hal
 
 /* Predict and step n units that share one model, in one call: each unit's window
  * (core plus the model's halo, wrapping around the canvas) is extracted and predicted;
- * the DDIM step runs on the core only, which is written back. */
+ * the DDIM step runs on the core only, which is written back. With the region cache a
+ * unit's core is first shown to the cache; a skipped unit is stepped from the cache's
+ * estimate and never reaches the model. */
 static sdlk_status run_group(sdlk_serve_live *l, unit *u, int64_t n, sdlk_error *err)
 {
     const sdlk_denoiser_desc *desc = &u[0].model->desc;
@@ -348,43 +370,65 @@ static sdlk_status run_group(sdlk_serve_live *l, unit *u, int64_t n, sdlk_error 
     int64_t numel = win[0] * win[1] * c, core_numel = u[0].size[0] * u[0].size[1] * c;
     float *buf = malloc((size_t)(2 * n * numel + 2 * core_numel) * sizeof *buf);
     sdlk_denoise_item *items = calloc((size_t)n, sizeof *items);
-    if (!buf || !items) {
+    int64_t *which = malloc((size_t)n * sizeof *which); /* model item -> unit */
+    if (!buf || !items || !which) {
         free(buf);
         free(items);
+        free(which);
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for a call of %lld tiles",
                               (long long)n);
     }
+    float *xc = buf + 2 * n * numel, *pc = xc + core_numel;
+    int64_t m = 0; /* units that go to the model */
     for (int64_t i = 0; i < n; i++) {
         live_req *r = u[i].job->state;
-        float *x = buf + 2 * i * numel;
+        if (r->cache_on && u[i].tile >= 0) {
+            sdlk_cache_decision dec;
+            sdlk_torus_read(&r->x, &r->grid, u[i].tile, xc);
+            sdlk_cache_decide(&r->cache, &r->grid, u[i].tile, xc, u[i].step,
+                              r->sched.steps, &dec);
+            if (!dec.compute) {
+                sdlk_cache_skip_output(&r->cache, &r->grid, u[i].tile, xc, pc);
+                sdlk_sampler_step(desc->time, desc->pred, r->sched.level[u[i].step],
+                                  r->sched.level[u[i].step + 1], xc, pc, xc, core_numel);
+                tile_copy(&r->next, &u[i], xc, 1);
+                u[i].skipped = 1;
+                continue;
+            }
+        }
+        float *x = buf + 2 * m * numel;
         unit w = u[i]; /* the window: the core moved back by the halo, wrapped */
         w.origin[0] = ((u[i].origin[0] - halo[0]) % r->x.h + r->x.h) % r->x.h;
         w.origin[1] = ((u[i].origin[1] - halo[1]) % r->x.w + r->x.w) % r->x.w;
         w.size[0] = win[0];
         w.size[1] = win[1];
         tile_copy(&r->x, &w, x, 0);
-        items[i] = (sdlk_denoise_item){.request = r->model_id, .tile_id = i,
+        items[m] = (sdlk_denoise_item){.request = r->model_id, .tile_id = m,
                                        .step = u[i].step,
                                        .timestep = r->sched.timestep[u[i].step],
                                        .level = r->sched.level[u[i].step],
                                        .offset = {0, w.origin[0], w.origin[1]},
                                        .x = x, .out = x + numel};
+        which[m++] = i;
     }
-    sdlk_status st = sdlk_denoiser_predict(u[0].model, items, (int)n, err);
-    float *xc = buf + 2 * n * numel, *pc = xc + core_numel;
-    for (int64_t i = 0; i < n && st == SDLK_OK; i++) {
-        live_req *r = u[i].job->state;
-        float *x = buf + 2 * i * numel;
-        core_of(x, win, halo, u[i].size, c, xc);
-        core_of(x + numel, win, halo, u[i].size, c, pc);
-        sdlk_sampler_step(desc->time, desc->pred, r->sched.level[u[i].step],
-                          r->sched.level[u[i].step + 1], xc, pc, xc, core_numel);
-        tile_copy(&r->next, &u[i], xc, 1);
+    sdlk_status st = m > 0 ? sdlk_denoiser_predict(u[0].model, items, (int)m, err) : SDLK_OK;
+    for (int64_t k = 0; k < m && st == SDLK_OK; k++) {
+        const unit *ui = &u[which[k]];
+        live_req *r = ui->job->state;
+        float *x = buf + 2 * k * numel;
+        core_of(x, win, halo, ui->size, c, xc);
+        core_of(x + numel, win, halo, ui->size, c, pc);
+        if (r->cache_on && ui->tile >= 0) /* the core's input and prediction */
+            sdlk_cache_record(&r->cache, &r->grid, ui->tile, xc, pc);
+        sdlk_sampler_step(desc->time, desc->pred, r->sched.level[ui->step],
+                          r->sched.level[ui->step + 1], xc, pc, xc, core_numel);
+        tile_copy(&r->next, ui, xc, 1);
     }
     if (st != SDLK_OK)
         sdlk_error_prefix(err, "request %s, step %d", u[0].job->req.id, u[0].step);
     free(buf);
     free(items);
+    free(which);
     return st;
 }
 
@@ -427,22 +471,27 @@ static sdlk_status expand(sdlk_serve_live *l, const sdlk_serve_batch *b, unit **
         live_req *r = it->job->state;
         if (it->tile < 0 && r->model != l->tiled) {
             u[k++] = (unit){it->job, it->step, {0, 0}, {it->job->req.height,
-                            it->job->req.width}, r->model};
+                            it->job->req.width}, r->model, -1, i, 0};
             continue;
         }
-        sdlk_tile_grid grid;
-        sdlk_status st = sdlk_serve_job_grid(it->job, it->step, l->stride, &grid, err);
-        if (st != SDLK_OK) {
-            free(u);
-            return st;
+        if (r->grid_step != it->step) { /* once per request and call: one step each */
+            sdlk_status st = sdlk_serve_job_grid(it->job, it->step, l->stride, &r->grid, err);
+            if (st != SDLK_OK) {
+                free(u);
+                return st;
+            }
+            r->grid_step = it->step;
         }
         int64_t first = it->tile < 0 ? 0 : it->tile;
-        int64_t last = it->tile < 0 ? sdlk_tile_grid_count(&grid) : it->tile + 1;
+        int64_t last = it->tile < 0 ? sdlk_tile_grid_count(&r->grid) : it->tile + 1;
         for (int64_t t = first; t < last; t++) {
             sdlk_tile_rect rect;
-            sdlk_tile_grid_rect(&grid, t, &rect);
+            sdlk_tile_grid_rect(&r->grid, t, &rect);
+            /* the cache's cells are the tiled items; an untiled item run as tiles (a
+             * model that cannot change its tile) is computed whole */
             u[k++] = (unit){it->job, it->step, {rect.origin[1], rect.origin[2]},
-                            {rect.size[1], rect.size[2]}, l->tiled};
+                            {rect.size[1], rect.size[2]}, l->tiled, it->tile < 0 ? -1 : t,
+                            i, 0};
         }
     }
     *out = u;
@@ -460,6 +509,8 @@ static void finish_steps(sdlk_serve_live *l, const unit *u, int64_t n)
         live_req *r = u[i].job->state;
         int64_t per_step = r->model == l->tiled ? u[i].job->tiles : 1;
         if (r->step_done == per_step) {
+            if (r->cache_on) /* end of the step: in_prev valid, thresholds retuned */
+                sdlk_cache_retune(&r->cache, u[i].step);
             sdlk_canvas t = r->x;
             r->x = r->next;
             r->next = t;
@@ -468,7 +519,7 @@ static void finish_steps(sdlk_serve_live *l, const unit *u, int64_t n)
     }
 }
 
-static sdlk_status live_run(void *ctx, const sdlk_serve_batch *b, sdlk_error *err)
+static sdlk_status live_run(void *ctx, sdlk_serve_batch *b, sdlk_error *err)
 {
     sdlk_serve_live *l = ctx;
     run_ctx *c = calloc(1, sizeof *c);
@@ -491,8 +542,12 @@ static sdlk_status live_run(void *ctx, const sdlk_serve_batch *b, sdlk_error *er
     for (int w = 0; w < workers && st == SDLK_OK; w++)
         if (c->st[w] != SDLK_OK)
             st = sdlk_error_set(err, c->st[w], "%s", c->errs[w].msg);
-    if (st == SDLK_OK)
+    if (st == SDLK_OK) {
+        for (int64_t i = 0; i < c->n; i++) /* tiled items are one unit each */
+            if (c->units[i].skipped)
+                b->items[c->units[i].item].skipped = 1;
         finish_steps(l, c->units, c->n);
+    }
     free(c->units);
     free(c);
     return st;
@@ -568,7 +623,7 @@ static sdlk_status time_call(sdlk_serve_live *l, sdlk_serve_job *job, int n, dou
     sdlk_serve_batch b = {.items = items, .n = n, .cap = 1024, .canvas = job->canvas_mode,
                           .work = job->canvas_mode ? (double)job->tiles : n};
     for (int i = 0; i < n; i++)
-        items[i] = (sdlk_serve_item){job, 1, job->canvas_mode ? -1 : i};
+        items[i] = (sdlk_serve_item){job, 1, job->canvas_mode ? -1 : i, 0};
     uint64_t t0 = sdlk_now_ns();
     sdlk_status st = live_run(l, &b, err);
     *ms = sdlk_seconds_since(t0) * 1e3;

@@ -21,11 +21,23 @@
  *             (same options, halo 0, so the same prior and patches; no tile borders);
  *             models that cannot change their tile (exec) compute the canvas as all
  *             tiles of its step grid in calls of max_batch.
+ *             Region cache (opts.cache.enabled, tiled requests only; the untiled
+ *             baselines always compute): every request gets its own canvas-addressed
+ *             history (sdlk_cache_init with its canvas and tiles per step), and before
+ *             the model runs, each tile's core (what the grid cuts, not the halo
+ *             window) is shown to sdlk_cache_decide at its step; a skipped tile gets
+ *             I + R from the cache (sdlk_cache_skip_output), takes the sampler step and
+ *             is written back without a model evaluation (its item is marked skipped);
+ *             a computed tile's core input and core prediction are recorded. When a
+ *             request's step is complete sdlk_cache_retune closes it -- the same
+ *             sequence as the refinement engine of sdl-supergen. Decisions of one
+ *             step touch only their tile's positions, so workers never race.
  *     finish  converts the canvas to 8-bit RGB and writes <out_dir>/<id>.png atomically.
  *   Calibration measures the latency profile (profile.h) on this machine: calls of
  *   1 .. B tiles, untiled calls at several canvas sizes, the open of a request and
  *   the PNG write, `reps` times each, then fits the lines.
- *   Memory per request: its canvas (H W C floats); per call: the items' tiles twice.
+ *   Memory per request: its canvas twice (H W C floats each), three more with the
+ *   cache; per call: the items' windows twice.
  *   Cost of a call: extraction and steps O(items x tile), plus the model.
  */
 #ifndef SDLK_SERVE_LIVE_H
@@ -34,6 +46,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "gen/cache.h"
 #include "gen/denoiser.h"
 #include "serve/engine.h"
 #include "serve/profile.h"
@@ -46,6 +59,8 @@ typedef struct sdlk_serve_live_opts {
                                 per call, room for any group */
     int64_t shift_stride[3]; /* torus shift per step (0,0,0: sdlk_serve_live_stride's
                                 default); the grids live here, the engine never cuts */
+    sdlk_cache_opts cache;   /* region cache per tiled request; enabled 0 (a zeroed
+                                struct): off. On: start from sdlk_cache_opts_init */
 } sdlk_serve_live_opts;
 
 typedef struct sdlk_serve_live sdlk_serve_live;

@@ -59,7 +59,7 @@ static sdlk_status push(sdlk_serve_batch *b, sdlk_serve_job *job, int64_t tile,
 {
     if (b->n == b->cap && sdlk_serve_batch_reserve(b, b->cap ? 2 * b->cap : 16, err) != SDLK_OK)
         return SDLK_ERR_NOMEM;
-    b->items[b->n++] = (sdlk_serve_item){job, job->step, tile};
+    b->items[b->n++] = (sdlk_serve_item){job, job->step, tile, 0};
     job->handed++;
     return SDLK_OK;
 }

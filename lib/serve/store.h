@@ -88,13 +88,16 @@ typedef struct sdlk_serve_item {
     sdlk_serve_job *job;
     int step;
     int64_t tile;           /* index in the step's grid; -1: the whole canvas */
+    int skipped;            /* set by the run: answered from the region cache (no model
+                               evaluation); the scheduler hands items out with 0 */
 } sdlk_serve_item;
 
 typedef struct sdlk_serve_batch {
     sdlk_serve_item *items;
     int n, cap;
     int canvas;             /* 1: untiled items (whole canvases) */
-    double work;            /* tiles, or tile equivalents of the canvases */
+    double work;            /* tiles, or tile equivalents of the canvases; after the run
+                               the engine lowers it to the items the model computed */
 } sdlk_serve_batch;
 
 sdlk_status sdlk_serve_batch_reserve(sdlk_serve_batch *b, int cap, sdlk_error *err);

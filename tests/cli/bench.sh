@@ -117,6 +117,24 @@ grep -Eq "supergen PSNR [0-9.]+ dB SSIM 0\.[0-9]+, bicubic PSNR [0-9.]+ dB" "$tm
     bad "supergen restore note lacks PSNR figures"
 [ -z "$(ls "$tmp" | grep sdl-bench)" ] || bad "supergen left its scratch directory behind"
 
+# serve: goodput, live vs sim, tiled vs untiled quality and the region cache, each row
+# against its named baseline; the attainment plot lands in $SDL_BENCH_OUT
+SDL_BENCH_OUT="$tmp" "$bench" --quick --reps 1 --tmpdir "$tmp" --data "$SDL_TESTDATA" serve \
+    >"$tmp/vtable" 2>"$tmp/vlog"; rc=$?
+[ $rc -eq 0 ] || bad "--quick serve exits $rc: $(cat "$tmp/vlog")"
+cat "$tmp/vtable"
+for base in "grouped \(sim, same trace\)" "grouped \(sim\)" "same trace simulated" \
+            "untiled generation" "tiled, cache off"; do
+    grep -Eq "^serve .*\] +[0-9.]+ [a-zA-Z/]+  +$base +[0-9.]+ [a-zA-Z/]+ +[0-9]+\.[0-9][0-9]x +[0-9]+$" \
+        "$tmp/vtable" || bad "no serve row against '$base'"
+done
+grep -Eq "goodput SLO 3x: tile [0-9.e-]+ req/s = [0-9.]+x grouped" "$tmp/vtable" || bad "no serve goodput ratio"
+grep -Eq "seam [0-9.]+ \(untiled [0-9.]+\) mean [-+][0-9.]+% var [-+][0-9.]+% spec [0-9.]+%" "$tmp/vtable" ||
+    bad "serve quality row lacks seam, mean, variance or spectrum figures"
+grep -Eq "cache tau [0-9.]+ [0-9]+\^2: [0-9]+% skipped" "$tmp/vtable" || bad "serve cache row lacks its skip fraction"
+grep -q "<svg" "$tmp/serve-attainment.svg" 2>/dev/null || bad "serve wrote no attainment plot"
+[ -z "$(ls "$tmp" | grep sdl-bench)" ] || bad "serve left its scratch directory behind"
+
 "$bench" --quick no-such-family >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc -eq 2 ] || bad "unknown family exits $rc (want 2)"
 grep -q "no-such-family" "$tmp/err" || bad "unknown family not named: $(cat "$tmp/err")"

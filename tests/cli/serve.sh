@@ -88,6 +88,25 @@ done
 grep -q '"ok":true' "$WORK/sim.fcfs" || fail "sim fcfs served nothing"
 grep -q '"output"' "$WORK/sim.tile" && fail "the simulator claims it wrote a file"
 
+# ---- the region cache: off by default, on skips tile-steps after the warm-up ----------
+expect_exit 2 - "cache on with the sim clock" -- "$TOOL" --clock sim --cache on --profile "$WORK/profile.json"
+expect_exit 2 - "cache on with an untiled policy" -- "$TOOL" --cache on --policy grouped
+expect_exit 2 - "tau without the cache" -- "$TOOL" --tau 0.3
+expect_exit 2 - "bad cache value" -- "$TOOL" --cache maybe
+for c in off on; do
+    printf '{"id": "cache-%s", "height": 64, "width": 128, "steps": 9, "seed": 2, "reference": "%s"}\n' \
+        $c "$DATA/coins.png" >"$WORK/cache.jsonl"
+    "$TOOL" --json --threads 2 --batch 4 --cache $c $( [ $c = on ] && echo --tau 1e9 ) \
+        --policy tile-fcfs --profile "$WORK/profile.json" --out "$WORK/out" "$WORK/cache.jsonl" \
+        >"$WORK/cache.$c" 2>"$WORK/cache.err" || fail "cache $c exited $?: $(cat "$WORK/cache.err")"
+    "$INFO" "$WORK/out/cache-$c.png" >"$WORK/info" 2>&1 || fail "cache-$c.png does not decode"
+done
+# 2 tiles x 9 steps; off: all 18 computed; on (tau 1e9): steps 5..7 may be skipped (the
+# warm-up of 5 and the last step always compute)
+grep -q '"computed":18,"skipped":0' "$WORK/cache.off" || fail "cache off: $(cat "$WORK/cache.off")"
+grep -q '"computed":1[2-7],"skipped":[1-6],' "$WORK/cache.on" || fail "cache on skipped nothing: $(cat "$WORK/cache.on")"
+grep -q "region cache on" "$WORK/cache.err" || fail "cache on: summary does not say so"
+
 # ---- a FIFO as input: served when the writer sends a line, done at its end --------------
 mkfifo "$WORK/fifo"
 "$TOOL" --json --threads 1 --profile "$WORK/profile.json" --out "$WORK/out" "$WORK/fifo" \

@@ -21,6 +21,12 @@ n=$(ls "$WORK/a" | grep -c '^frame_.*\.png$')
 grep -q 'width *128' "$WORK/info" && grep -q 'height *96' "$WORK/info" ||
     fail "output frame is not 128x96: $(cat "$WORK/info")"
 
+# odd sizes are padded to whole tiles and cropped back
+"$TOOL" --frames 1 --size 125x93 --steps 2 -q -o "$WORK/odd/" "$clip" || fail "odd-size run failed"
+"$INFO" "$WORK/odd/frame_000001.png" >"$WORK/info" 2>&1
+grep -q 'width *125' "$WORK/info" && grep -q 'height *93' "$WORK/info" ||
+    fail "odd-size frame: $(cat "$WORK/info")"
+
 # the same seed gives the same frames; workers and assignment do not change the output
 "$TOOL" $small -q -o "$WORK/b/" "$clip" || fail "second run failed"
 "$TOOL" $small -q --workers 2 -o "$WORK/c/" "$clip" || fail "2-worker run failed"
@@ -79,6 +85,10 @@ expect_exit 2 "$WORK/u.mkv" "bad preset" -- "$TOOL" --preset 8k -o "$WORK/u.mkv"
 expect_exit 2 "$WORK/u.mkv" "bad steps" -- "$TOOL" --steps -1 -o "$WORK/u.mkv" "$clip"
 expect_exit 2 "$WORK/u.mkv" "tile below the patch (no halo)" -- \
     "$TOOL" --model exemplar:halo=0 --tile 4 -o "$WORK/u.mkv" "$clip"
+
+expect_exit 2 "$WORK/u.mp4" "odd size into H.264" -- \
+    "$TOOL" $small --size 127x96 -o "$WORK/u.mp4" "$clip"
+grep -q 'even' "$WORK/stderr" || fail "odd H.264 size: $(cat "$WORK/stderr")"
 
 # ---- bad inputs -----------------------------------------------------------------------
 expect_exit 1 "$WORK/u.mkv" "missing input" -- "$TOOL" -o "$WORK/u.mkv" "$WORK/nope.avi"

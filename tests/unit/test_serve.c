@@ -9,8 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "image/image.h"
 #include "serve/engine.h"
 #include "serve/lines.h"
+#include "serve/live.h"
 #include "serve/predictor.h"
 #include "serve/profile.h"
 #include "serve/request.h"
@@ -525,6 +527,136 @@ START_TEST(duplicate_id_and_parse_errors)
 }
 END_TEST
 
+/* ---- the region cache: what the clocks charge, what the live backend skips ---------- */
+
+/* Sim: tiles 1 and 3 of step 1 and every tile of step 2 are answered from the cache. */
+static int skip_pattern(void *ctx, const sdlk_serve_job *job, int step, int64_t tile)
+{
+    (void)job;
+    ++*(int *)ctx;
+    return (step == 1 && tile % 2 == 1) || step == 2;
+}
+
+/* R 128x128 (4 tiles) 3 steps at 0, B = 4, a call 10 + computed tiles, io 0:
+ *   step 0: 4 computed [0,14); step 1: tiles 0, 2 computed [14,26); step 2: all skipped,
+ *   no model call, no time -> served at 26 with 6 computed, 6 skipped, 2 calls. Charging
+ *   the skipped tiles would give 14 + 14 + 14 = 42. */
+START_TEST(sim_charges_skipped_tiles_nothing)
+{
+    rig g;
+    memset(&g, 0, sizeof g);
+    sdlk_serve_config cfg;
+    sdlk_serve_config_init(&cfg);
+    cfg.policy = SDLK_SERVE_POLICY_TILE_FCFS;
+    cfg.batch = 4;
+    cfg.clock = SDLK_SERVE_CLOCK_SIM;
+    int64_t tile[3] = {1, 64, 64};
+    sdlk_serve_profile_init(&cfg.profile, tile, 4);
+    cfg.profile.tiled_a_ms = 10;
+    cfg.profile.tiled_b_ms = 1;
+    cfg.cost = fake_cost;
+    cfg.cost_ctx = &g.f;
+    int asked = 0;
+    cfg.sim_skip = skip_pattern;
+    cfg.sim_skip_ctx = &asked;
+    cfg.on_result = collect;
+    cfg.result_ctx = &g.c;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &g.e, &err), SDLK_OK);
+    rig_submit(&g, "R", 128, 128, 3, 0, 1000);
+    rig_run(&g);
+    expect_served(&g.c, "R", 0, 26, 1, 6);
+    ck_assert_int_eq(find(&g.c, "R")->skipped, 6);
+    ck_assert_int_eq(asked, 12);
+    ck_assert_int_eq(g.f.calls, 2);
+    ck_assert_double_eq(g.f.work[1], 2);
+    sdlk_serve_stats st;
+    sdlk_serve_engine_stats(g.e, &st);
+    ck_assert_int_eq(st.calls, 2);
+    ck_assert_int_eq(st.computed, 6);
+    ck_assert_int_eq(st.skipped, 6);
+    char *json = sdlk_serve_result_json(find(&g.c, "R"));
+    ck_assert_ptr_nonnull(json);
+    ck_assert_msg(strstr(json, "\"computed\":6,\"skipped\":6"), "%s", json);
+    free(json);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+/* Live: one 64x128 request (8 cores of 32) of 10 steps with the exemplar model, served
+ * with the cache off and on (a threshold no error reaches). Off: every tile-step is
+ * computed. On: the cache may skip only after the warm-up (5 steps), never the last
+ * step, and only tiles computed twice -- so some of steps 5..8 are skipped and the
+ * others computed; the PNG is written and decodes at the requested size either way. */
+static void live_cache_run(int cache_on, const char *dir, sdlk_serve_result *out)
+{
+    const char *data = getenv("SDL_TESTDATA");
+    ck_assert_msg(data != NULL, "SDL_TESTDATA is not set");
+    char ref[1024];
+    snprintf(ref, sizeof ref, "%s/coins.png", data);
+    sdlk_serve_live_opts lo = {.model = "exemplar:tile=32,max_exemplars=256", .out_dir = dir,
+                               .threads = 2, .batch = 4};
+    sdlk_cache_opts_init(&lo.cache);
+    lo.cache.enabled = cache_on;
+    lo.cache.tau = 1e9;
+    sdlk_serve_live *live = NULL;
+    sdlk_error err = {0};
+    ck_assert_msg(sdlk_serve_live_create(&lo, &live, &err) == SDLK_OK, "%s", err.msg);
+    sdlk_serve_backend backend;
+    sdlk_serve_live_backend(live, &backend);
+    sdlk_serve_config cfg;
+    sdlk_serve_config_init(&cfg);
+    cfg.policy = SDLK_SERVE_POLICY_TILE_FCFS;
+    cfg.batch = 4;
+    int64_t core[3];
+    sdlk_serve_live_core(live, core);
+    ck_assert_int_eq(core[1], 32);
+    sdlk_serve_profile_init(&cfg.profile, core, 4);
+    cfg.profile.tiled_b_ms = 1;
+    cfg.backend = &backend;
+    collected c = {0};
+    cfg.on_result = collect;
+    cfg.result_ctx = &c;
+    sdlk_serve_engine *e = NULL;
+    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &e, &err), SDLK_OK);
+    sdlk_serve_request r = {.height = 64, .width = 128, .steps = 10, .arrival_ms = 0,
+                            .slo_ms = 1e9, .seed = 5, .reference = ref};
+    snprintf(r.id, sizeof r.id, "cache-%s", cache_on ? "on" : "off");
+    ck_assert_int_eq(sdlk_serve_engine_submit(e, &r, &err), SDLK_OK);
+    ck_assert_msg(sdlk_serve_engine_run(e, &err) == SDLK_OK, "%s", err.msg);
+    ck_assert_int_eq(c.n, 1);
+    ck_assert_msg(c.r[0].outcome == SDLK_SERVE_SERVED, "%s", c.r[0].error);
+    *out = c.r[0];
+    sdlk_serve_engine_destroy(e);
+    sdlk_serve_live_destroy(live);
+    sdlk_tensor img;
+    sdlk_tensor_init(&img);
+    ck_assert_msg(sdlk_image_read(out->output, &img, NULL, &err) == SDLK_OK, "%s", err.msg);
+    ck_assert_int_eq(img.shape[0], 64);
+    ck_assert_int_eq(img.shape[1], 128);
+    sdlk_tensor_free(&img);
+    unlink(out->output);
+}
+
+START_TEST(live_cache_skips_tiles)
+{
+    char dir[] = "/tmp/sdl-test-serve-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    sdlk_serve_result off, on;
+    live_cache_run(0, dir, &off);
+    live_cache_run(1, dir, &on);
+    rmdir(dir);
+    ck_assert_int_eq(off.tiles, 8);
+    ck_assert_int_eq(off.computed, 80);
+    ck_assert_int_eq(off.skipped, 0);
+    ck_assert_int_eq(on.computed + on.skipped, 80);
+    ck_assert_msg(on.skipped > 0, "nothing skipped with tau 1e9");
+    /* steps 0..4 and 9 are always computed: at most 4 of 10 steps can be skipped */
+    ck_assert_int_le(on.skipped, 32);
+    ck_assert_int_ge(on.computed, 48);
+}
+END_TEST
+
 /* ---- the tile store ------------------------------------------------------------------ */
 
 START_TEST(store_grids_shift)
@@ -567,5 +699,6 @@ int main(void)
     return UNIT_RUN("serve", request_valid, request_malformed, lines_reader,
                     predictor_fits_a_line, profile_roundtrip, policies_hand_schedules,
                     grouped_batches_same_size, edf_admission, sim_event_sequence,
-                    drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift);
+                    drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift,
+                    sim_charges_skipped_tiles_nothing, live_cache_skips_tiles);
 }

@@ -413,6 +413,7 @@ typedef struct gen_run {
     sdlk_serve_request req;
     sdlk_serve_policy policy;
     const sdlk_serve_profile *prof;
+    sdlk_serve_stats stats;  /* of the last generation */
 } gen_run;
 
 static sdlk_status generate(void *ctx, sdlk_error *err)
@@ -421,8 +422,7 @@ static sdlk_status generate(void *ctx, sdlk_error *err)
     trace t = {&g->req, 1};
     sdlk_serve_backend backend;
     sdlk_serve_live_backend(g->live, &backend);
-    sdlk_serve_stats stats;
-    return serve_trace(&t, g->policy, g->prof, &backend, &stats, err);
+    return serve_trace(&t, g->policy, g->prof, &backend, &g->stats, err);
 }
 
 static void gen_init(gen_run *g, sdlk_serve_live *live, sdlk_serve_policy policy,
@@ -636,6 +636,86 @@ static sdlk_status quality_row(const bench_options *opt, const quality_setup *q,
     return st;
 }
 
+/* The region cache per tile (default threshold) against the same tiled generation
+ * without it: the timed row is the cache's speed effect, its name the fraction of
+ * tile-steps skipped and the image statistics against the untiled generations (the
+ * quality the skips cost), its note the contrast and the pixel difference to the
+ * uncached tiled images. */
+static sdlk_status cache_row(const bench_options *opt, const quality_setup *q,
+                             sdlk_serve_live *tiled_live, sdlk_serve_live *untiled_live,
+                             sdlk_bench_report *report, sdlk_error *err)
+{
+    sdlk_serve_live_opts lo = {.model = "exemplar", .out_dir = q->dir, .threads = opt->threads,
+                               .batch = BATCH};
+    sdlk_cache_opts_init(&lo.cache);
+    lo.cache.enabled = 1;
+    sdlk_serve_live *cached = NULL;
+    sdlk_status st = sdlk_serve_live_create(&lo, &cached, err);
+    uint8_t *flags = calloc((size_t)q->side, 1);
+    if (st == SDLK_OK && !flags)
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+    img_stats cs = {0}, ts = {0}, us = {0};
+    int64_t computed = 0, skipped = 0;
+    for (int seed = 1; seed <= q->seeds && st == SDLK_OK; seed++) {
+        char cid[32], tid[32], uid[32], cpath[1100], tpath[1100], upath[1100];
+        snprintf(cid, sizeof cid, "c-%d", seed);
+        snprintf(tid, sizeof tid, "t-nocache-%d", seed);
+        snprintf(uid, sizeof uid, "u-cache-%d", seed);
+        gen_run c, t, u;
+        gen_init(&c, cached, SDLK_SERVE_POLICY_TILE_FCFS, q->prof, cid, (uint64_t)seed, q->side,
+                 q->steps, q->reference);
+        gen_init(&t, tiled_live, SDLK_SERVE_POLICY_TILE_FCFS, q->prof, tid, (uint64_t)seed,
+                 q->side, q->steps, q->reference);
+        gen_init(&u, untiled_live, SDLK_SERVE_POLICY_FCFS, q->prof, uid, (uint64_t)seed,
+                 q->side, q->steps, q->reference);
+        if (seed == 1) {
+            char name[96];
+            snprintf(name, sizeof name, "cache tau %g %lld^2", lo.cache.tau, (long long)q->side);
+            st = sdlk_bench_compare(report, FAMILY, name, generate, &c, "tiled, cache off",
+                                    generate, &t, (double)q->side * q->side * 1e-6, "Mpx/s",
+                                    1.0, 1, err);
+        } else {
+            st = generate(&c, err);
+            if (st == SDLK_OK)
+                st = generate(&t, err);
+        }
+        if (st == SDLK_OK)
+            st = generate(&u, err);
+        computed += c.stats.computed;
+        skipped += c.stats.skipped;
+        snprintf(cpath, sizeof cpath, "%s/%s.png", q->dir, cid);
+        snprintf(tpath, sizeof tpath, "%s/%s.png", q->dir, tid);
+        snprintf(upath, sizeof upath, "%s/%s.png", q->dir, uid);
+        if (st == SDLK_OK)
+            st = stats_add(&cs, cpath, flags, flags, q->side, err);
+        if (st == SDLK_OK)
+            st = stats_add(&ts, tpath, flags, flags, q->side, err);
+        if (st == SDLK_OK)
+            st = stats_add(&us, upath, flags, flags, q->side, err);
+        if (st == SDLK_OK)
+            st = pixel_diff(cpath, tpath, 16, &cs.diff_interior, &cs.diff_edge, err);
+    }
+    if (st == SDLK_OK) {
+        double dm, dv, ds, tm, tv, tsp;
+        stats_compare(&cs, &us, &dm, &dv, &ds);
+        stats_compare(&ts, &us, &tm, &tv, &tsp);
+        double frac = computed + skipped > 0 ? (double)skipped / (double)(computed + skipped) : 0;
+        sdlk_bench_result *r = &report->results[report->count - 1];
+        snprintf(r->name, sizeof r->name, "cache tau %g %lld^2: %.0f%% skipped; mean %+.1f%% var "
+                 "%+.1f%% spec %.1f%%", lo.cache.tau, (long long)q->side, 100 * frac, 100 * dm,
+                 100 * dv, 100 * ds);
+        sdlk_bench_report_note(report, "vs untiled, %d seeds x %d steps; without the cache: mean "
+                               "%+.1f%% var %+.1f%% spec %.1f%%; luma std cached %.1f uncached "
+                               "%.1f; mean |cached - uncached| %.2f", q->seeds, q->steps,
+                               100 * tm, 100 * tv, 100 * tsp, sqrt(cs.var / cs.images),
+                               sqrt(ts.var / ts.images), cs.diff_interior / cs.images);
+        bench_log(opt, FAMILY, "%s", r->name);
+    }
+    free(flags);
+    sdlk_serve_live_destroy(cached);
+    return st;
+}
+
 /* Contrast (luma std) of untiled generations against the reference's, for exemplar
  * priors of 1, 2 and 3 scales (full runs only: it is a measurement, not a check). */
 static sdlk_status contrast_log(const bench_options *opt, const quality_setup *q,
@@ -700,6 +780,8 @@ static sdlk_status quality_rows(const bench_options *opt, sdlk_serve_live *live,
     if (st == SDLK_OK)
         st = quality_row(opt, &q, odd, live, "odd-shift", report, err);
     sdlk_serve_live_destroy(odd);
+    if (st == SDLK_OK)
+        st = cache_row(opt, &q, live, live, report, err);
     if (st == SDLK_OK && !opt->quick)
         st = contrast_log(opt, &q, err);
     return st;

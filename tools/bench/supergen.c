@@ -407,13 +407,24 @@ static sdlk_status bench_cache(family_state *s, const clip *input, const char *l
                                 sg_run, &off, (double)input->count, "frame/s", 1.0, s->reps,
                                 err);
     clip_quality q = {0};
-    double seam_on = NAN, seam_off = NAN, flicker_on = NAN, flicker_off = NAN;
+    double seam_on = NAN, seam_off = NAN, seam_bicubic = NAN, flicker_on = NAN,
+           flicker_off = NAN;
+    /* The same lines in the plain upscale: real footage has its own structure (codec
+     * blocks) that the metric sees whatever the tiling does. */
+    sg_config bicubic;
+    if (st == SDLK_OK)
+        st = config_init(s, input, 2.0, 0, 1, 1, &bicubic, err);
+    bicubic.opts.upscale_only = 1;
+    if (st == SDLK_OK)
+        st = sg_run(&bicubic, err);
     if (st == SDLK_OK)
         st = compare_clips(&on.output, &off.output, &q, err);
     if (st == SDLK_OK)
         st = clip_seam(&on.output, &on, &seam_on, err);
     if (st == SDLK_OK)
         st = clip_seam(&off.output, &off, &seam_off, err);
+    if (st == SDLK_OK)
+        st = clip_seam(&bicubic.output, &on, &seam_bicubic, err);
     if (st == SDLK_OK)
         st = clip_flicker(&on.output, &flicker_on, err);
     if (st == SDLK_OK)
@@ -423,19 +434,22 @@ static sdlk_status bench_cache(family_state *s, const clip *input, const char *l
         double speedup = report->results[report->count - 1].speedup;
         double flicker_ratio = flicker_on / flicker_off;
         sdlk_bench_report_note(report,
-                               "%.1f %% of %lld tile evals skipped (target >= 40 %%: %s), "
-                               "%.2fx (>= 1.6x: %s); vs uncached PSNR %.2f dB (>= 35: %s) "
-                               "SSIM %.4f; seam %.3f (uncached %.3f, <= 1.05: %s); flicker "
-                               "ratio %.3f (within 10 %%: %s)",
+                               "skipped %.1f %% of %lld tile evals (target >= 40 %%: %s); "
+                               "speedup target >= 1.6x: %s; vs uncached: PSNR %.2f dB "
+                               "(>= 35: %s), SSIM %.4f; seam %.3f (uncached %.3f, plain "
+                               "upscale on the same lines %.3f; <= 1.05: %s); flicker / "
+                               "uncached %.3f (within 10 %%: %s)",
                                100 * skipped, (long long)on.stats.refine.tile_evals,
-                               skipped >= 0.4 ? "met" : "NOT met", speedup,
+                               skipped >= 0.4 ? "met" : "NOT met",
                                speedup >= 1.6 ? "met" : "NOT met", q.psnr,
                                q.psnr >= 35 ? "met" : "NOT met", q.ssim, seam_on, seam_off,
-                               seam_on <= 1.05 ? "met" : "NOT met", flicker_ratio,
+                               seam_bicubic, seam_on <= 1.05 ? "met" : "NOT met",
+                               flicker_ratio,
                                fabs(flicker_ratio - 1) <= 0.1 ? "met" : "NOT met");
         bench_log(s->opt, FAMILY, "cache: %.1f%% skipped, PSNR %.2f dB vs uncached, seam %.3f",
                   100 * skipped, q.psnr, seam_on);
     }
+    clip_free(&bicubic.output);
     clip_free(&on.output);
     clip_free(&off.output);
     return st;
