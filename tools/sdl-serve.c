@@ -80,7 +80,8 @@ static void usage(FILE *out)
           "      --cache on|off      region cache per tile: skip the model where a tile's\n"
           "                          input barely changed (tile policies, live clock;\n"
           "                          default off)\n"
-          "      --tau X             cache threshold (default 0.5; larger skips more)\n"
+          "      --tau X             cache threshold (default 0.05; larger skips more and\n"
+          "                          costs more quality)\n"
           "      --json              results as JSON lines\n"
           "  -o, --output FILE       write the results to FILE (atomically, at the end)\n"
           "  -q, --quiet             no summary line on stderr\n"
@@ -309,6 +310,7 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
     sdlk_serve_request_defaults_init(&o->defaults);
     sdlk_cache_opts_init(&o->cache);
     o->cache.enabled = 0; /* off by default: the policies' baselines stay comparable */
+    o->cache.tau = SDLK_SERVE_CACHE_TAU;
     int opt;
     long v;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {

@@ -80,7 +80,8 @@ static void usage(FILE *out)
           "      --chunk N        frames refined together (default 8, lowered to fit\n"
           "                       --max-memory); memory grows with it\n"
           "      --max-memory M   working-set budget in MiB for choosing the chunk\n"
-          "                       (default 3072)\n"
+          "                       (default 2048; the video encoder needs its own on top:\n"
+          "                       about 0.9 GiB for H.264 and 1.4 GiB for FFV1 at 4K)\n"
           "      --overlap N      frames shared and blended between chunks (default 2)\n"
           "      --frames N       stop after N input frames\n"
           "      --crf N          H.264 quality 0..51 (default 18)\n"
@@ -323,7 +324,7 @@ static int on_chunk(void *ctx, int64_t frames_done, int step, int steps)
 static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
 {
     *a = (supergen_args){.scale = 2.0, .steps = 15, .warmup = 5, .chunk = 8, .overlap = 2,
-                         .crf = 18, .max_memory_mib = 3072, .frames_max = -1, .strength = 0.2, .tau = 0.5,
+                         .crf = 18, .max_memory_mib = 2048, .frames_max = -1, .strength = 0.2, .tau = 0.5,
                          .alpha = 0.5, .cache = 1, .redistribute = 1, .ilvr = 1, .seed = 1,
                          .model = "exemplar"};
     int opt;
@@ -573,7 +574,12 @@ int main(int argc, char **argv)
         int64_t fit = fit_chunk(&args, &model->desc, opts.out_h, opts.out_w, opts.chunk,
                                 opts.overlap);
         if (fit < opts.chunk) {
+            /* A short chunk keeps a short overlap: each frame is refined
+             * chunk / (chunk - overlap) times. */
+            int64_t overlap = fit / 3 > 1 ? fit / 3 : 1;
             opts.chunk = fit;
+            if (opts.overlap > overlap)
+                opts.overlap = overlap;
             if (opts.overlap >= fit)
                 opts.overlap = fit - 1;
             if (!cli.quiet)
