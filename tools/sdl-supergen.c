@@ -418,6 +418,12 @@ static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
         cli->exit_code = SDL_EXIT_USAGE;
         return 0;
     }
+    if (cli->json && sdlk_path_is_stdio(cli->output)) {
+        cli_usage_error(cli, "--json and -o - would both write to standard output");
+        cli->exit_now = 1;
+        cli->exit_code = SDL_EXIT_USAGE;
+        return 0;
+    }
     a->input = argv[optind];
     return 1;
 }

@@ -86,6 +86,7 @@ expect_exit 2 "$WORK/u.mkv" "bad steps" -- "$TOOL" --steps -1 -o "$WORK/u.mkv" "
 expect_exit 2 "$WORK/u.mkv" "tile below the patch (no halo)" -- \
     "$TOOL" --model exemplar:halo=0 --tile 4 -o "$WORK/u.mkv" "$clip"
 
+expect_exit 2 - "--json with -o -" -- "$TOOL" --json -o - "$clip"
 expect_exit 2 "$WORK/u.mp4" "odd size into H.264" -- \
     "$TOOL" $small --size 127x96 -o "$WORK/u.mp4" "$clip"
 grep -q 'even' "$WORK/stderr" || fail "odd H.264 size: $(cat "$WORK/stderr")"
