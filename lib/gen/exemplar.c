@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
 #include "core/tensor.h"
 #include "gen/canvas.h"
 
@@ -36,6 +37,7 @@ void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o)
     o->halo[0] = o->halo[1] = o->halo[2] = -1; /* auto: see exemplar.h */
     o->channels = 3;
     o->max_batch = 16;
+    o->threads = 1;
     o->seed = 1;
 }
 
@@ -100,6 +102,7 @@ static int apply_option(sdlk_exemplar_opts *o, const char *key, const char *valu
         {"max_exemplars", offsetof(sdlk_exemplar_opts, max_exemplars)},
         {"channels", offsetof(sdlk_exemplar_opts, channels)},
         {"batch", offsetof(sdlk_exemplar_opts, max_batch)},
+        {"threads", offsetof(sdlk_exemplar_opts, threads)},
     };
     for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
         if (strcmp(key, int_keys[i].key) == 0) {
@@ -151,7 +154,7 @@ sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sd
             st = sdlk_error_set(err, SDLK_ERR_ARG,
                                 "exemplar options: unknown key \"%s\" (keys: patch, patch_t, "
                                 "stride, exemplar_stride, scales, max_exemplars, tile, "
-                                "halo, channels, batch, seed)",
+                                "halo, channels, batch, threads, seed)",
                                 item);
         else if (rc)
             st = sdlk_error_set(err, SDLK_ERR_ARG,
@@ -183,6 +186,8 @@ typedef struct exemplar {
     pthread_mutex_t lock; /* guards the table and every prior's refs */
     prior **table;
     int64_t count, cap;
+    sdlk_pool *pool;      /* threads > 1: patch blocks of one big tile in parallel */
+    pthread_mutex_t pool_lock; /* one predict at a time uses the pool; others run inline */
 } exemplar;
 
 static void prior_free(prior *p)
@@ -506,13 +511,14 @@ static int64_t run_offset(const sdlk_exemplar_opts *o, const tile_patches *tp, i
             tp->pos[2][x]) * o->channels;
 }
 
+/* Patches first .. first + count - 1 of the tile, as rows of y. */
 static void gather_patches(const sdlk_exemplar_opts *o, const tile_patches *tp,
-                           const float *x, int64_t dim, float *y)
+                           const float *x, int64_t first, int64_t count, int64_t dim, float *y)
 {
     int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
-    for (int64_t i = 0; i < tp->m; i++)
+    for (int64_t i = 0; i < count; i++)
         for (int64_t r = 0; r < runs; r++)
-            memcpy(y + i * dim + r * len, x + run_offset(o, tp, i, r),
+            memcpy(y + i * dim + r * len, x + run_offset(o, tp, first + i, r),
                    (size_t)len * sizeof *y);
 }
 
@@ -578,9 +584,11 @@ static void softmax_rows(float *g, int64_t m, int64_t n, const float *half_norm,
 }
 
 /* Per-call scratch for one tile against a prior of n exemplars. */
+/* y, g and logit hold one block per worker (workers = 1, or the pool's size). */
 typedef struct scratch {
     float *y, *g, *est, *cover;
     double *logit;
+    int workers;
 } scratch;
 
 static void scratch_free(scratch *s)
@@ -593,15 +601,22 @@ static void scratch_free(scratch *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Patches per distance block: the block's distance matrix (block x exemplars) stays
+ * a few MB, in cache, whatever the tile size, so a whole-canvas "tile" costs the same
+ * per pixel as small tiles instead of streaming a matrix of patches x exemplars. */
+#define PATCH_BLOCK 512
+
 static sdlk_status scratch_alloc(scratch *s, int64_t m, int64_t n, int64_t dim, int64_t numel,
-                                 sdlk_error *err)
+                                 int workers, sdlk_error *err)
 {
     memset(s, 0, sizeof *s);
-    s->y = malloc((size_t)(m * dim) * sizeof *s->y);
-    s->g = malloc((size_t)(m * n) * sizeof *s->g);
+    int64_t block = m < PATCH_BLOCK ? m : PATCH_BLOCK;
+    s->workers = workers;
+    s->y = malloc((size_t)(workers * block * dim) * sizeof *s->y);
+    s->g = malloc((size_t)(workers * block * n) * sizeof *s->g);
     s->est = malloc((size_t)(m * dim) * sizeof *s->est);
     s->cover = malloc((size_t)numel * sizeof *s->cover);
-    s->logit = malloc((size_t)n * sizeof *s->logit);
+    s->logit = malloc((size_t)(workers * n) * sizeof *s->logit);
     if (!s->y || !s->g || !s->est || !s->cover || !s->logit) {
         scratch_free(s);
         return sdlk_error_set(err, SDLK_ERR_NOMEM,
@@ -631,27 +646,61 @@ static void tile_patches_init(const sdlk_exemplar_opts *o, int64_t *pos, tile_pa
 }
 
 /* The posterior-mean patch estimates of one tile into s->est. */
-static void estimate_patches(const exemplar *ex, const prior *p, const tile_patches *tp,
+/* One block of patches: distances, posterior weights, estimates into est rows. */
+typedef struct block_job {
+    const exemplar *ex;
+    const prior *p;
+    const tile_patches *tp;
+    const float *x;
+    double a;
+    scratch *s;
+} block_job;
+
+static void estimate_blocks(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    block_job *j = ctx;
+    const int64_t dim = j->ex->dim, n = j->p->n, m = j->tp->m;
+    float *y = j->s->y + (int64_t)worker * PATCH_BLOCK * dim;
+    float *g = j->s->g + (int64_t)worker * PATCH_BLOCK * n;
+    double *logit = j->s->logit + (int64_t)worker * n;
+    for (int64_t b = begin; b < end; b++) {
+        int64_t first = b * PATCH_BLOCK;
+        int64_t count = m - first < PATCH_BLOCK ? m - first : PATCH_BLOCK;
+        gather_patches(&j->ex->o, j->tp, j->x, first, count, dim, y);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)count, (blasint)n,
+                    (blasint)dim, 1.0f, y, (blasint)dim, j->p->patches, (blasint)dim, 0.0f, g,
+                    (blasint)n);
+        softmax_rows(g, count, n, j->p->half_norm, j->a, logit);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)count, (blasint)dim,
+                    (blasint)n, 1.0f, g, (blasint)n, j->p->patches, (blasint)dim, 0.0f,
+                    j->s->est + first * dim, (blasint)dim);
+    }
+}
+
+/* The posterior-mean patch estimates of one tile into s->est, block by block; with a
+ * pool (threads > 1) and more than one block, the blocks run in parallel unless another
+ * predict holds the pool (then inline: concurrent predicts already use the cores). */
+static void estimate_patches(exemplar *ex, const prior *p, const tile_patches *tp,
                              const sdlk_denoise_item *it, scratch *s)
 {
-    const int64_t dim = ex->dim, n = p->n;
+    const int64_t dim = ex->dim;
     double a = it->level > 1.0 - LEVEL_EPS ? 1.0 - LEVEL_EPS : it->level;
     if (a < LEVEL_EPS) {
         for (int64_t i = 0; i < tp->m; i++)
             memcpy(s->est + i * dim, p->mean, (size_t)dim * sizeof *s->est);
         return;
     }
-    gather_patches(&ex->o, tp, it->x, dim, s->y);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)tp->m, (blasint)n,
-                (blasint)dim, 1.0f, s->y, (blasint)dim, p->patches, (blasint)dim, 0.0f, s->g,
-                (blasint)n);
-    softmax_rows(s->g, tp->m, n, p->half_norm, a, s->logit);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)tp->m, (blasint)dim,
-                (blasint)n, 1.0f, s->g, (blasint)n, p->patches, (blasint)dim, 0.0f, s->est,
-                (blasint)dim);
+    block_job job = {ex, p, tp, it->x, a, s};
+    int64_t blocks = (tp->m + PATCH_BLOCK - 1) / PATCH_BLOCK;
+    if (ex->pool && s->workers > 1 && blocks > 1 && pthread_mutex_trylock(&ex->pool_lock) == 0) {
+        sdlk_pool_for(ex->pool, blocks, 1, estimate_blocks, &job);
+        pthread_mutex_unlock(&ex->pool_lock);
+    } else {
+        estimate_blocks(&job, 0, blocks, 0);
+    }
 }
 
-static sdlk_status predict_tile(const exemplar *ex, const prior *p, const sdlk_denoise_item *it,
+static sdlk_status predict_tile(exemplar *ex, const prior *p, const sdlk_denoise_item *it,
                                 sdlk_error *err)
 {
     const sdlk_exemplar_opts *o = &ex->o;
@@ -662,7 +711,8 @@ static sdlk_status predict_tile(const exemplar *ex, const prior *p, const sdlk_d
     tile_patches tp;
     tile_patches_init(o, pos, &tp);
     scratch s;
-    sdlk_status st = scratch_alloc(&s, tp.m, p->n, ex->dim, numel, err);
+    sdlk_status st = scratch_alloc(&s, tp.m, p->n, ex->dim, numel,
+                                   ex->pool ? sdlk_pool_size(ex->pool) : 1, err);
     if (!st) {
         estimate_patches(ex, p, &tp, it, &s);
         scatter_average(o, &tp, s.est, ex->dim, s.cover, it->out, numel);
@@ -704,6 +754,8 @@ static void exemplar_destroy(sdlk_denoiser *d)
         prior_release(ex, ex->table[i]);
     free(ex->table);
     pthread_mutex_destroy(&ex->lock);
+    sdlk_pool_destroy(ex->pool);
+    pthread_mutex_destroy(&ex->pool_lock);
     free(ex);
     free(d);
 }
@@ -738,6 +790,8 @@ static sdlk_status check_opts(const sdlk_exemplar_opts *o, sdlk_error *err)
         what = "max_exemplars must be at least 1";
     else if (o->max_batch < 1)
         what = "batch must be at least 1";
+    else if (o->threads < 1 || o->threads > 256)
+        what = "threads must be from 1 to 256";
     if (what)
         return sdlk_error_set(err, SDLK_ERR_ARG,
                               "exemplar model: %s (patch %d, patch_t %d, stride %d, "
@@ -808,6 +862,14 @@ sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *opts, sdlk_denoiser *
         free(d);
         free(ex);
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar model: out of memory");
+    }
+    pthread_mutex_init(&ex->pool_lock, NULL);
+    if (o.threads > 1 && !(ex->pool = sdlk_pool_create(o.threads, err))) {
+        pthread_mutex_destroy(&ex->lock);
+        pthread_mutex_destroy(&ex->pool_lock);
+        free(d);
+        free(ex);
+        return err && err->code ? err->code : SDLK_ERR_NOMEM;
     }
     ex->o = o;
     ex->dim = (int64_t)o.patch_t * o.patch * o.patch * o.channels;

@@ -59,13 +59,16 @@ typedef struct sdlk_exemplar_opts {
                              (the window the model is fed) is tile + 2 * halo. */
     int channels;         /* C (default 3) */
     int max_batch;        /* default 16 */
+    int threads;          /* threads for the patch blocks of one big tile (default 1:
+                             tile workers are the usual parallelism; an untiled
+                             whole-canvas call uses this to get the same cores) */
     uint64_t seed;        /* exemplar subsampling seed (default 1) */
 } sdlk_exemplar_opts;
 
 void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o);
 /* Parse "key=value,key=value" (keys: patch, patch_t, stride, exemplar_stride, scales,
  * max_exemplars, tile (N or TxHxW: the core), halo (N: spatial, or TxHxW), channels,
- * batch, seed) into o. SDLK_ERR_ARG names
+ * batch, threads, seed) into o. SDLK_ERR_ARG names
  * the bad key or value. An empty or NULL string changes nothing. */
 sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sdlk_error *err);
 

@@ -166,8 +166,12 @@ static sdlk_status canvas_model_get(sdlk_serve_live *l, int64_t h, int64_t w,
     char *spec = malloc(n);
     if (!spec)
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
-    snprintf(spec, n, "%s%stile=1x%lldx%lld,halo=0,batch=%d", l->spec,
-             strchr(l->spec, ':') ? "," : ":", (long long)h, (long long)w, l->batch > 64 ? l->batch : 64);
+    /* The whole canvas is one call: the instance gets the engine's threads for its patch
+     * blocks, so untiled baselines use the same cores as tiled calls spread over tile
+     * workers (a fair comparison). */
+    snprintf(spec, n, "%s%stile=1x%lldx%lld,halo=0,batch=%d,threads=%d", l->spec,
+             strchr(l->spec, ':') ? "," : ":", (long long)h, (long long)w,
+             l->batch > 64 ? l->batch : 64, l->threads);
     sdlk_denoiser *d = NULL;
     sdlk_status st = sdlk_denoiser_open_spec(spec, NULL, 0, &d, err);
     free(spec);

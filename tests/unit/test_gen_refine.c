@@ -939,15 +939,15 @@ END_TEST
  * cores, 64x64 cores or one core covering the whole canvas gives the same sample (to
  * float rounding), although the grids and their shifts differ: neighbouring tiles agree
  * where they meet. Without the halo the 32x32 run differs (the check can fail). */
-static double exemplar_refine_diff(const char *spec_a, const char *spec_b, int ilvr)
+static double exemplar_refine_diff(const char *spec_a, const char *spec_b, int ilvr, int side)
 {
     uint64_t state = 77;
     sdlk_canvas ref, a, b;
     random_canvas(&ref, 1, 24, 24, 3, &state);
     sdlk_error err = {0};
-    ck_assert_int_eq(sdlk_canvas_alloc(&a, 1, 64, 64, 3, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_alloc(&a, 1, side, side, 3, &err), SDLK_OK);
     ck_assert_int_eq(sdlk_canvas_resize(&ref, &a, NULL, &err), SDLK_OK);
-    ck_assert_int_eq(sdlk_canvas_alloc(&b, 1, 64, 64, 3, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_alloc(&b, 1, side, side, 3, &err), SDLK_OK);
     memcpy(b.data, a.data, (size_t)sdlk_canvas_numel(&a) * sizeof *a.data);
     sdlk_canvas *out[2] = {&a, &b};
     const char *spec[2] = {spec_a, spec_b};
@@ -985,10 +985,16 @@ START_TEST(refine_halo_makes_tiling_invisible)
     snprintf(s64, sizeof s64, "%s64", base);
     snprintf(s32_nohalo, sizeof s32_nohalo, "%s32,halo=0", base);
     for (int ilvr = 0; ilvr < 2; ilvr++) {
-        double d = exemplar_refine_diff(s32, s64, ilvr);
+        double d = exemplar_refine_diff(s32, s64, ilvr, 64);
         ck_assert_msg(d < 1e-4, "32 vs 64 cores (ilvr %d): max difference %g", ilvr, d);
     }
-    double seams = exemplar_refine_diff(s32_nohalo, s64, 1);
+    double seams = exemplar_refine_diff(s32_nohalo, s64, 1, 64);
+    /* one 128 px core: a 136 px window of 1089 patches, estimated in several blocks on
+     * two threads of the model's own pool */
+    char s128[96];
+    snprintf(s128, sizeof s128, "%s128,threads=2", base);
+    double big = exemplar_refine_diff(s32, s128, 1, 128);
+    ck_assert_msg(big < 1e-4, "32 vs one 128 core: max difference %g", big);
     ck_assert_msg(seams > 1e-2, "without a halo the tiling should show (difference %g)", seams);
 }
 END_TEST
