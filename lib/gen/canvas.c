@@ -51,6 +51,12 @@ int64_t sdlk_canvas_numel(const sdlk_canvas *cv)
     return cv->t * cv->h * cv->w * cv->c;
 }
 
+sdlk_canvas sdlk_canvas_frame_view(const sdlk_canvas *cv, int64_t f)
+{
+    sdlk_canvas view = {sdlk_canvas_frame(cv, f), 1, cv->h, cv->w, cv->c, 1};
+    return view;
+}
+
 float *sdlk_canvas_frame(const sdlk_canvas *cv, int64_t f)
 {
     return cv->data + f * cv->h * cv->w * cv->c;

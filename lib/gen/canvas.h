@@ -39,6 +39,8 @@ void sdlk_canvas_free(sdlk_canvas *cv);
 int64_t sdlk_canvas_numel(const sdlk_canvas *cv);
 /* Pointer to frame f's first element. */
 float *sdlk_canvas_frame(const sdlk_canvas *cv, int64_t f);
+/* A one-frame canvas borrowing frame f of cv (nothing to free). */
+sdlk_canvas sdlk_canvas_frame_view(const sdlk_canvas *cv, int64_t f);
 
 /* Frame `f` of `cv` (channels must match) from an [H, W, C] u8 image tensor (any
  * strides), mapped to [-1, 1]. SDLK_ERR_ARG on a shape mismatch. */

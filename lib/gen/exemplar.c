@@ -532,25 +532,31 @@ static float tent_weight(int64_t i, int64_t p)
     return (float)(((double)edge + 0.5) / ((double)p / 2.0));
 }
 
-/* out = per-element tent-weighted average of the patch estimates covering it. */
+/* out = per-element tent-weighted average of the patch estimates covering it; `weight`
+ * is scratch for dim values (one patch's element weights). */
 static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
-                            const float *est, int64_t dim, float *cover, float *out,
-                            int64_t numel)
+                            const float *est, int64_t dim, float *weight, float *cover,
+                            float *out, int64_t numel)
 {
     int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
     memset(out, 0, (size_t)numel * sizeof *out);
     memset(cover, 0, (size_t)numel * sizeof *cover);
+    /* The weight of each patch element (run r is row r % p of frame r / p), once per
+     * call rather than per patch: dim values, the same for every patch. */
+    for (int64_t r = 0; r < runs; r++) {
+        float run_weight = tent_weight(r / o->patch, o->patch_t) *
+                           tent_weight(r % o->patch, o->patch);
+        for (int64_t k = 0; k < len; k++)
+            weight[r * len + k] = run_weight * tent_weight(k / o->channels, o->patch);
+    }
     for (int64_t i = 0; i < tp->m; i++)
         for (int64_t r = 0; r < runs; r++) {
             const float *src = est + i * dim + r * len;
+            const float *w = weight + r * len;
             int64_t at = run_offset(o, tp, i, r);
-            /* run r is row r % p of frame r / p of the patch */
-            float run_weight = tent_weight(r / o->patch, o->patch_t) *
-                               tent_weight(r % o->patch, o->patch);
             for (int64_t k = 0; k < len; k++) {
-                float w = run_weight * tent_weight(k / o->channels, o->patch);
-                out[at + k] += w * src[k];
-                cover[at + k] += w;
+                out[at + k] += w[k] * src[k];
+                cover[at + k] += w[k];
             }
         }
     for (int64_t k = 0; k < numel; k++)
@@ -614,7 +620,7 @@ static sdlk_status scratch_alloc(scratch *s, int64_t m, int64_t n, int64_t dim, 
     s->workers = workers;
     s->y = malloc((size_t)(workers * block * dim) * sizeof *s->y);
     s->g = malloc((size_t)(workers * block * n) * sizeof *s->g);
-    s->est = malloc((size_t)(m * dim) * sizeof *s->est);
+    s->est = malloc((size_t)((m + 1) * dim) * sizeof *s->est); /* + the blend weights */
     s->cover = malloc((size_t)numel * sizeof *s->cover);
     s->logit = malloc((size_t)(workers * n) * sizeof *s->logit);
     if (!s->y || !s->g || !s->est || !s->cover || !s->logit) {
@@ -715,7 +721,7 @@ static sdlk_status predict_tile(exemplar *ex, const prior *p, const sdlk_denoise
                                    ex->pool ? sdlk_pool_size(ex->pool) : 1, err);
     if (!st) {
         estimate_patches(ex, p, &tp, it, &s);
-        scatter_average(o, &tp, s.est, ex->dim, s.cover, it->out, numel);
+        scatter_average(o, &tp, s.est, ex->dim, s.est + tp.m * ex->dim, s.cover, it->out, numel);
         scratch_free(&s);
     }
     free(pos);

@@ -307,7 +307,6 @@ static sdlk_status worker_batch(refine_engine *e, refine_worker *w, int64_t firs
         sdlk_tile_rect rect;
         sdlk_tile_grid_rect(&e->grid, t, &rect);
         float *in = w->in + b * e->tile_numel;
-        sdlk_torus_read(e->x, &e->grid, t, in);
         int64_t origin[3];
         const float *model_in = in;
         float *model_out = w->out + b * e->tile_numel;
@@ -315,10 +314,14 @@ static sdlk_status worker_batch(refine_engine *e, refine_worker *w, int64_t firs
             const int64_t len = a == 0 ? e->x->t : a == 1 ? e->x->h : e->x->w;
             origin[a] = ((rect.origin[a] - e->halo[a]) % len + len) % len;
         }
-        if (e->has_halo) {
-            model_in = w->win + b * e->window_numel;
+        if (e->has_halo) { /* one read: the core is the window's centre */
+            float *window = w->win + b * e->window_numel;
+            read_window(e->x, origin, e->d->desc.tile, window);
+            window_core(e, window, in);
+            model_in = window;
             model_out = w->wout + b * e->window_numel;
-            read_window(e->x, origin, e->d->desc.tile, w->win + b * e->window_numel);
+        } else {
+            sdlk_torus_read(e->x, &e->grid, t, in);
         }
         w->items[b] = (sdlk_denoise_item){
             .request = e->o->request, .tile_id = t, .step = e->step,
@@ -408,11 +411,6 @@ static void return_moves(refine_engine *e)
         e->cache.tile[e->moves[i].tile] = e->moves[i].state;
 }
 
-static sdlk_canvas frame_view(const sdlk_canvas *cv, int64_t f)
-{
-    return (sdlk_canvas){sdlk_canvas_frame(cv, f), 1, cv->h, cv->w, cv->c, 1};
-}
-
 /* x += up(renoise(down sketch, down e, level) - down(x)), repeated: up(down(.)) is not a
  * projection, so one pass leaves down(x) only near the target; a few passes of this
  * back-projection (Irani and Peleg) make the sample's low band match the sketch's. */
@@ -429,7 +427,7 @@ static sdlk_status ilvr_apply(refine_engine *e, double level, sdlk_error *err)
         for (int64_t i = 0; i < n; i++)
             il->x.data[i] = il->target.data[i] - il->x.data[i];
         for (int64_t f = 0; f < e->x->t; f++) {
-            sdlk_canvas small = frame_view(&il->x, f);
+            sdlk_canvas small = sdlk_canvas_frame_view(&il->x, f);
             sdlk_canvas big = {il->frame, 1, e->x->h, e->x->w, e->x->c, 1};
             if ((st = sdlk_canvas_resize(&small, &big, e->pool, err)))
                 return st;
@@ -527,10 +525,10 @@ static sdlk_status renoise_canvas(refine_engine *e, sdlk_error *err)
         noise_job job = {o->seed, (uint64_t)(o->frame_offset + f) * (uint64_t)e->frame_numel,
                          e->ilvr.frame, x->w * x->c};
         sdlk_pool_for(e->pool, x->h, 0, fill_noise_rows, &job);
-        sdlk_canvas xf = frame_view(x, f);
+        sdlk_canvas xf = sdlk_canvas_frame_view(x, f);
         if (e->ilvr.on) {
             sdlk_canvas nf = {e->ilvr.frame, 1, x->h, x->w, x->c, 1};
-            sdlk_canvas ss = frame_view(&e->ilvr.sketch, f), sn = frame_view(&e->ilvr.noise, f);
+            sdlk_canvas ss = sdlk_canvas_frame_view(&e->ilvr.sketch, f), sn = sdlk_canvas_frame_view(&e->ilvr.noise, f);
             sdlk_status st;
             if ((st = sdlk_canvas_resize(&xf, &ss, e->pool, err)) ||
                 (st = sdlk_canvas_resize(&nf, &sn, e->pool, err)))

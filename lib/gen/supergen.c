@@ -14,13 +14,6 @@ sdlk_status sdlk_supergen_opts_init(sdlk_supergen_opts *o, const sdlk_denoiser_d
     return sdlk_refine_opts_init(&o->refine, desc, err);
 }
 
-/* A one-frame canvas that borrows frame f of cv. */
-static sdlk_canvas frame_view(const sdlk_canvas *cv, int64_t f)
-{
-    sdlk_canvas view = {sdlk_canvas_frame(cv, f), 1, cv->h, cv->w, cv->c, 1};
-    return view;
-}
-
 static int64_t round_up(int64_t n, int64_t multiple)
 {
     return (n + multiple - 1) / multiple * multiple;
@@ -185,7 +178,7 @@ static sdlk_status process_chunk(supergen_run *run, int64_t first, int64_t chunk
     run->work.t = frames; /* allocated for the largest chunk; use the first `frames` */
     sdlk_status st = SDLK_OK;
     for (int64_t f = 0; f < frames && st == SDLK_OK; f++) {
-        sdlk_canvas src = frame_view(&run->sketch, f);
+        sdlk_canvas src = sdlk_canvas_frame_view(&run->sketch, f);
         st = sdlk_canvas_resize(&src, &run->upscaled, run->pool, err);
         if (st == SDLK_OK)
             pad_frame(run->upscaled.data, run->out_h, run->out_w,
@@ -213,7 +206,7 @@ static sdlk_status process_chunk(supergen_run *run, int64_t first, int64_t chunk
             return st;
     }
     for (int64_t k = 0; k < keep; k++) {
-        sdlk_canvas dst = frame_view(&run->held, k);
+        sdlk_canvas dst = sdlk_canvas_frame_view(&run->held, k);
         crop_frame(run, n - keep + k, &dst);
     }
     run->held_count = keep;
@@ -350,7 +343,7 @@ sdlk_status sdlk_supergen_run(sdlk_denoiser *d, const sdlk_supergen_opts *o,
         if (run.sketch_count == before && chunk_index > 0) {
             /* No new frame after a full chunk: the held frames are final as they are. */
             for (int64_t k = 0; k < run.held_count && st == SDLK_OK; k++) {
-                sdlk_canvas view = frame_view(&run.held, k);
+                sdlk_canvas view = sdlk_canvas_frame_view(&run.held, k);
                 st = emit(&run, &view, err);
             }
             break;

@@ -19,6 +19,7 @@
 
 #include "bench/bench.h"
 #include "core/error.h"
+#include "core/tensor.h"
 
 typedef struct bench_options {
     int reps;             /* timed reps per comparison (>= 1) */
@@ -62,6 +63,11 @@ uint64_t bench_checksum(const void *data, size_t size);
 
 /* Fill `size` bytes with a deterministic pseudo-random pattern (xorshift). */
 void bench_fill_random(void *data, size_t size, uint64_t seed);
+
+/* A contiguous copy of the window [y0, y0+h) x [x0, x0+w) of an [H, W, C] image whose
+ * pixels are contiguous within a row (what the image and video readers give). */
+sdlk_status bench_crop(const sdlk_tensor *img, int64_t y0, int64_t x0, int64_t h, int64_t w,
+                       sdlk_tensor *out, sdlk_error *err);
 
 /* "64 MiB", "1.5 MiB", "300 KiB". */
 void bench_format_size(char *buf, size_t cap, uint64_t bytes);

@@ -77,24 +77,6 @@ static sdlk_status clip_push(clip *c, const sdlk_tensor *frame, sdlk_error *err)
 static int64_t clip_h(const clip *c) { return c->frames[0].shape[0]; }
 static int64_t clip_w(const clip *c) { return c->frames[0].shape[1]; }
 
-/* A contiguous copy of the top-left h x w of an [H, W, 3] u8 frame. */
-static sdlk_status crop_u8(const sdlk_tensor *src, int64_t y0, int64_t x0, int64_t h, int64_t w,
-                           sdlk_tensor *out, sdlk_error *err)
-{
-    int64_t shape[3] = {h, w, 3};
-    sdlk_status st = sdlk_tensor_alloc(out, SDLK_U8, 3, shape, err);
-    if (st != SDLK_OK)
-        return st;
-    for (int64_t y = 0; y < h; y++)
-        for (int64_t x = 0; x < w; x++)
-            for (int64_t c = 0; c < 3; c++) {
-                int64_t index[3] = {y0 + y, x0 + x, c};
-                ((uint8_t *)out->data)[(y * w + x) * 3 + c] =
-                    *(const uint8_t *)sdlk_tensor_at(src, index);
-            }
-    return SDLK_OK;
-}
-
 /* Resize a u8 frame through an f32 canvas (Keys bicubic, antialiased when shrinking). */
 static sdlk_status resize_u8(const sdlk_tensor *src, int64_t h, int64_t w, sdlk_pool *pool,
                              sdlk_tensor *out, sdlk_error *err)
@@ -133,7 +115,7 @@ static sdlk_status clip_from_video(const char *path, int64_t max_frames, int64_t
             break;
         int64_t h = crop_h > 0 && crop_h < frame.shape[0] ? crop_h : frame.shape[0];
         int64_t w = crop_w > 0 && crop_w < frame.shape[1] ? crop_w : frame.shape[1];
-        st = crop_u8(&frame, 0, 0, h, w, &cropped, err);
+        st = bench_crop(&frame, 0, 0, h, w, &cropped, err);
         if (st == SDLK_OK)
             st = clip_push(out, &cropped, err);
         sdlk_tensor_free(&frame);
@@ -164,7 +146,7 @@ static sdlk_status clip_from_pan(const char *photo_path, int64_t h, int64_t w, i
     for (int64_t f = 0; st == SDLK_OK && f < frames; f++) {
         sdlk_tensor window;
         sdlk_tensor_init(&window);
-        st = crop_u8(&big, (big.shape[0] - h) / 2, f * pan, h, w, &window, err);
+        st = bench_crop(&big, (big.shape[0] - h) / 2, f * pan, h, w, &window, err);
         if (st == SDLK_OK)
             st = clip_push(out, &window, err);
         sdlk_tensor_free(&window);
@@ -541,7 +523,7 @@ static sdlk_status bench_restore(family_state *s, const clip *original, const ch
         sdlk_tensor even, small;
         sdlk_tensor_init(&even);
         sdlk_tensor_init(&small);
-        st = crop_u8(&original->frames[f], 0, 0, h, w, &even, err);
+        st = bench_crop(&original->frames[f], 0, 0, h, w, &even, err);
         if (st == SDLK_OK)
             st = resize_u8(&even, h / 2, w / 2, s->pool, &small, err);
         if (st == SDLK_OK)

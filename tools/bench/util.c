@@ -102,3 +102,17 @@ void bench_format_size(char *buf, size_t cap, uint64_t bytes)
     else
         snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
 }
+
+sdlk_status bench_crop(const sdlk_tensor *img, int64_t y0, int64_t x0, int64_t h, int64_t w,
+                       sdlk_tensor *out, sdlk_error *err)
+{
+    int64_t shape[3] = {h, w, img->shape[2]};
+    sdlk_status st = sdlk_tensor_alloc(out, img->dtype, 3, shape, err);
+    if (st != SDLK_OK)
+        return st;
+    size_t px = (size_t)img->strides[1], row = (size_t)(w * img->strides[1]);
+    for (int64_t y = 0; y < h; y++)
+        memcpy(out->data + y * out->strides[0],
+               img->data + (y0 + y) * img->strides[0] + (size_t)x0 * px, row);
+    return SDLK_OK;
+}

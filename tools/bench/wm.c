@@ -76,21 +76,6 @@ static int popcount8(unsigned v)
     return n;
 }
 
-/* A contiguous copy of the window [y0, y0+h) x [x0, x0+w) of a contiguous image. */
-static sdlk_status crop_copy(const sdlk_tensor *img, int64_t y0, int64_t x0, int64_t h, int64_t w,
-                             sdlk_tensor *out, sdlk_error *err)
-{
-    int64_t shape[3] = {h, w, img->shape[2]};
-    sdlk_status st = sdlk_tensor_alloc(out, img->dtype, 3, shape, err);
-    if (st != SDLK_OK)
-        return st;
-    size_t px = (size_t)img->strides[1], row = (size_t)(w * img->strides[1]);
-    for (int64_t y = 0; y < h; y++)
-        memcpy(out->data + y * out->strides[0],
-               img->data + (y0 + y) * img->strides[0] + (size_t)x0 * px, row);
-    return SDLK_OK;
-}
-
 /* ---- state ---------------------------------------------------------------------- */
 
 typedef struct wm_state {
@@ -510,7 +495,7 @@ static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report,
         int64_t w = src->shape[1] < FP_CROP ? src->shape[1] : FP_CROP;
         int64_t y0 = (int64_t)(splitmix(&rng) % (uint64_t)(src->shape[0] - h + 1));
         int64_t x0 = (int64_t)(splitmix(&rng) % (uint64_t)(src->shape[1] - w + 1));
-        st = crop_copy(src, y0, x0, h, w, &crops[t], err);
+        st = bench_crop(src, y0, x0, h, w, &crops[t], err);
         ptr[t] = &crops[t];
     }
     fp_bench all = {.s = s, .job = {.keys = kptr, .params = &s->params, .images = ptr,
@@ -554,7 +539,7 @@ static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report,
         const sdlk_tensor *m = &s->marked[p];
         int64_t h = m->shape[0] < FP_CROP ? m->shape[0] : FP_CROP;
         int64_t w = m->shape[1] < FP_CROP ? m->shape[1] : FP_CROP;
-        st = crop_copy(m, (int64_t)(splitmix(&rng) % (uint64_t)(m->shape[0] - h + 1)),
+        st = bench_crop(m, (int64_t)(splitmix(&rng) % (uint64_t)(m->shape[0] - h + 1)),
                        (int64_t)(splitmix(&rng) % (uint64_t)(m->shape[1] - w + 1)), h, w,
                        &mcrops[sample], err);
         sptr[sample] = ptr[t];
@@ -717,7 +702,7 @@ static sdlk_status make_input(wm_state *s, const sdlk_tensor *img, int w, int h,
         st = sdlk_error_set(err, SDLK_ERR_INTERNAL, "resize gave %lldx%lld, want >= %dx%d",
                             (long long)scaled.shape[1], (long long)scaled.shape[0], w, h);
     if (st == SDLK_OK)
-        st = crop_copy(&scaled, (scaled.shape[0] - h) / 2, (scaled.shape[1] - w) / 2, h, w,
+        st = bench_crop(&scaled, (scaled.shape[0] - h) / 2, (scaled.shape[1] - w) / 2, h, w,
                        &window, err);
     if (st == SDLK_OK) {
         int64_t shape[3] = {h, w, 3};
