@@ -2,7 +2,8 @@
  *
  *   int main(void) { return UNIT_RUN("core", test_a, test_b, ...); }
  *
- * runs the named tests as one suite (120 s timeout each) and returns EXIT_SUCCESS or
+ * runs the named tests as one suite (280 s timeout each: under meson's 300 s for the whole program, so a
+ * hang is reported by Check with the test's name) and returns EXIT_SUCCESS or
  * EXIT_FAILURE; unit_run_suite(suite) does the same for a suite built by hand. Check's
  * own output (one line per failure, a summary) is kept. */
 #ifndef SDLK_TESTS_UNIT_H
@@ -26,7 +27,7 @@ static inline int unit_run(const char *name, const TTest *const *tests, size_t c
 {
     Suite *suite = suite_create(name);
     TCase *tcase = tcase_create(name);
-    tcase_set_timeout(tcase, 120);
+    tcase_set_timeout(tcase, 280);
     for (size_t i = 0; i < count; i++)
         tcase_add_test(tcase, tests[i]);
     suite_add_tcase(suite, tcase);
