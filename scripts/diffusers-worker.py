@@ -16,8 +16,17 @@ What it needs
       (e.g. stabilityai/stable-diffusion-2-1-base; a few GB).
 
 How to run it (on a GPU machine)
-    sdl-supergen --model 'exec:python3 scripts/diffusers-worker.py \\
-        --model stabilityai/stable-diffusion-2-1-base --tile 64' --devices 0,1 ...
+    sdl-supergen works on RGB pixels, so it needs a pixel-space model (3 channels):
+    DeepFloyd IF stage I (text-conditioned, 64x64) or an unconditional google/ddpm-*
+    model. Stage 1 generated from a prompt, then refined x4 (stage 2):
+    sdl-supergen --generate --prompt 'a red fox in fresh snow' --frames 1 \\
+        --sketch-size 64x64 --scale 4 --strength 0.3 \\
+        --model 'exec:python3 scripts/diffusers-worker.py \\
+        --model DeepFloyd/IF-I-M-v1.0 --tile 64 --fp16' --devices 0,1 -o fox.png
+    A request with a prompt and no reference (sdl-supergen --generate, sdl-serve prompt
+    requests) is sampled from the model's own prior, conditioned on the prompt; an
+    empty prompt is unconditional. Latent models (Stable Diffusion: 4 channels) serve
+    tools that work on latents; sdl-supergen refuses them.
     Model loading can take minutes: give sdl a start timeout that allows it.
     `python3 scripts/diffusers-worker.py --selftest` checks the frame codec only
     (no torch needed).
@@ -33,8 +42,12 @@ Honest limits
     - The reference canvas in OPEN is in pixel space; this worker keeps it but does not
       use it (a latent model would need the VAE to encode it).
     - The prediction type and time parameterisation are read from the pipeline's
-      scheduler config; sdl's schedule must match the model's (sdl sends both the
-      integer timestep and alpha_bar / sigma).
+      scheduler config. sdl's VP schedule is the scaled-linear one of latent diffusion;
+      a model trained on another (IF: squaredcos_cap_v2) is given the timestep whose
+      alpha_bar is nearest to the level sdl sends, so the model sees the noise level it
+      was trained for (flow models get sdl's timestep as sent).
+    - A model with learned variance (IF: out_channels = 2 x in_channels) answers with
+      the first C channels, the prediction proper.
 
 Protocol summary (all little-endian; one 128-byte header per frame, then text, then data)
     worker -> host  HELLO (tile shape, channels, pred, time, max batch, name)
@@ -162,6 +175,9 @@ class Model:
         self.pipe.to(self.device)
         self.net = getattr(self.pipe, "unet", None) or getattr(self.pipe, "transformer")
         self.dtype = dtype
+        # text-conditioned pipelines encode prompts; unconditional ones (DDPMPipeline)
+        # ignore them
+        self.text_conditioned = hasattr(self.pipe, "encode_prompt")
         self.guidance = args.guidance
         cfg = self.pipe.scheduler.config
         kind = cfg.get("prediction_type", "epsilon")
@@ -170,23 +186,41 @@ class Model:
                                          "v_prediction": "v"}[kind]
         self.time = "flow" if flow else "vp"
         self.channels = self.net.config.in_channels
+        # the model's alpha_bar per timestep, to match sdl's noise level (VP only)
+        cumprod = getattr(self.pipe.scheduler, "alphas_cumprod", None)
+        self.alphas_cumprod = (cumprod.double().cpu()
+                               if self.time == "vp" and cumprod is not None else None)
         self.tile = (1, args.tile, args.tile)
         self.max_batch = args.batch
         self.name = "diffusers %s" % args.model
         self.requests = {}
 
     def open(self, request, prompt, seed, reference):
-        # Classifier-free guidance: embeddings of the prompt and of the empty prompt.
-        with self.torch.no_grad():
-            cond, uncond = self.pipe.encode_prompt(prompt, self.device, 1, True, "")[:2]
+        # Classifier-free guidance: embeddings of the prompt and of the empty prompt
+        # (keywords: Stable Diffusion's and IF's encode_prompt order them differently).
+        # No reference is needed: without one the request is sampled from the prior.
+        cond = uncond = None
+        if self.text_conditioned:
+            with self.torch.no_grad():
+                cond, uncond = self.pipe.encode_prompt(
+                    prompt=prompt, device=self.device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=True, negative_prompt="")[:2]
         self.requests[request] = (cond, uncond, reference)
 
     def close(self, request):
         self.requests.pop(request, None)
 
     def call(self, x, t, emb):
-        """x [n, C, h, w], t [n], emb [n, L, D] -> model output [n, C, h, w]."""
+        """x [n, C, h, w], t [n], emb [n, L, D] or None -> model output [n, C', h, w]."""
+        if emb is None:
+            return self.net(x, t).sample
         return self.net(x, t, encoder_hidden_states=emb).sample
+
+    def model_timestep(self, f):
+        """The model's timestep for the noise level sdl sent (see Honest limits)."""
+        if self.alphas_cumprod is None:
+            return f.timestep
+        return int(self.torch.argmin((self.alphas_cumprod - f.level).abs()))
 
     def predict(self, frames):
         torch = self.torch
@@ -202,16 +236,21 @@ class Model:
             cond, unc, _ = self.requests[f.request]
             arr = torch.frombuffer(bytearray(f.data[:numel * 4]), dtype=torch.float32)
             xs.append(arr.view(h, w, c).permute(2, 0, 1))
-            conds.append(cond[0])
-            uncs.append(unc[0])
-            ts.append(f.timestep)
+            if self.text_conditioned:
+                conds.append(cond[0])
+                uncs.append(unc[0])
+            ts.append(self.model_timestep(f))
         x = torch.stack(xs).to(self.device, self.dtype)
         t = torch.tensor(ts, device=self.device)
         with torch.no_grad():
-            both = self.call(torch.cat([x, x]), torch.cat([t, t]),
-                             torch.stack(uncs + conds).to(self.device, self.dtype))
-        out_unc, out_cond = both[:n], both[n:]
-        out = out_unc + self.guidance * (out_cond - out_unc)
+            if self.text_conditioned:
+                both = self.call(torch.cat([x, x]), torch.cat([t, t]),
+                                 torch.stack(uncs + conds).to(self.device, self.dtype))
+                out_unc, out_cond = both[:n], both[n:]
+                out = out_unc + self.guidance * (out_cond - out_unc)
+            else:
+                out = self.call(x, t, None)
+        out = out[:, :c]  # learned variance: the first C channels are the prediction
         out = out.float().permute(0, 2, 3, 1).contiguous().cpu()  # [n, h, w, C]
         return [out[i].numpy().astype("<f4").tobytes() for i in range(n)]
 
@@ -264,6 +303,8 @@ def selftest():
               Frame(PREDICT, request=3, tile_id=7, step=1, timestep=500, level=0.25,
                     offset=(0, 8, 16), shape=(1, 1, 1, 2), dtype=DT_F32, flags=F_COND,
                     batch=1, data=struct.pack("<4f", 1, 2, 3, 4))]
+    # a generation request: a prompt and no reference (dtype and shape 0, no data)
+    frames.append(Frame(OPEN, request=4, seed=1, text=b"a red fox"))
     stream = io.BytesIO(b"".join(fr.encode() for fr in frames))
     for want in frames:
         got = read_frame(stream)

@@ -13,7 +13,8 @@
  *               computations in the cache (moved tiles: in the state they were sent),
  *               applies the sampler step and writes the tiles back;
  *   D. finish   (coordinator) moved states go home, thresholds are retuned, ILVR pulls
- *               the low frequencies towards the sketch, trace rows and progress.
+ *               the low frequencies towards the sketch (generating: the known frames
+ *               are pinned again), trace rows and progress.
  * Torus tiles (the cores) are disjoint. The model is fed a window of the core plus the
  * denoiser's halo on each side, which reaches into the neighbours, so a step reads the
  * step's input canvas `x` and writes the next sample into a second canvas `x_next`
@@ -75,6 +76,13 @@ typedef struct refine_ilvr {
     float *frame;
 } refine_ilvr;
 
+/* Generation's pinned frames: the first `frames` frames of the caller's canvas, clean,
+ * and the noise they were started with (kept: they are re-noised after every step). */
+typedef struct refine_known {
+    int64_t frames;
+    float *clean, *noise;   /* frames x frame_numel each */
+} refine_known;
+
 typedef struct refine_engine {
     sdlk_denoiser *d;
     const sdlk_refine_opts *o;
@@ -99,6 +107,7 @@ typedef struct refine_engine {
     refine_move *moves;     /* this step's messages, grouped by receiver */
     int64_t moves_n;
     refine_ilvr ilvr;
+    refine_known known;
     sdlk_refine_stats stats;
 } refine_engine;
 
@@ -163,6 +172,15 @@ static sdlk_status check_args(const sdlk_denoiser *d, const sdlk_canvas *x,
     if (desc->max_batch < 1)
         return sdlk_error_set(err, SDLK_ERR_ARG, "refine: denoiser %s has max batch %d",
                               desc->name, desc->max_batch);
+    if (o->from_noise && o->ilvr_factor > 1.0)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "refine: generating from noise has no sketch for ILVR to pull "
+                              "towards (set ilvr_factor to 0)");
+    if (o->known_frames < 0 || o->known_frames >= x->t || (o->known_frames && !o->from_noise))
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "refine: %lld known frames (must be 0..%lld, and only when "
+                              "generating from noise)",
+                              (long long)o->known_frames, (long long)(x->t - 1));
     return SDLK_OK;
 }
 
@@ -411,6 +429,18 @@ static void return_moves(refine_engine *e)
         e->cache.tile[e->moves[i].tile] = e->moves[i].state;
 }
 
+/* Generation's replacement conditioning: the known frames re-noised with their own
+ * noise to the level reached, so that the model's next step sees them at the same noise
+ * level as the frames it generates next to them. */
+static void known_apply(refine_engine *e, double level)
+{
+    const refine_known *k = &e->known;
+    for (int64_t f = 0; f < k->frames; f++)
+        sdlk_renoise(e->d->desc.time, level, k->clean + f * e->frame_numel,
+                     k->noise + f * e->frame_numel, sdlk_canvas_frame(e->x, f),
+                     e->frame_numel);
+}
+
 /* x += up(renoise(down sketch, down e, level) - down(x)), repeated: up(down(.)) is not a
  * projection, so one pass leaves down(x) only near the target; a few passes of this
  * back-projection (Irani and Peleg) make the sample's low band match the sketch's. */
@@ -492,6 +522,7 @@ static sdlk_status run_step(refine_engine *e, int step, sdlk_error *err)
         sdlk_cache_retune(&e->cache, step);
     if (e->ilvr.on && (st = ilvr_apply(e, o->schedule.level[step + 1], err)))
         return st;
+    known_apply(e, o->schedule.level[step + 1]);
     emit_trace(e);
     if (o->progress && o->progress(o->progress_ctx, step + 1, o->schedule.steps))
         return sdlk_error_set(err, SDLK_ERR_IO, "refine: interrupted after step %d of %d",
@@ -515,6 +546,34 @@ static void fill_noise_rows(void *ctx, int64_t begin, int64_t end, int thread)
                        job->out + begin * job->row, (end - begin) * job->row);
 }
 
+/* Frame f's noise e from the position-addressed stream into `out` (one frame). */
+static void frame_noise(const refine_engine *e, int64_t f, float *out)
+{
+    const sdlk_canvas *x = e->x;
+    noise_job job = {e->o->seed, (uint64_t)(e->o->frame_offset + f) * (uint64_t)e->frame_numel,
+                     out, x->w * x->c};
+    sdlk_pool_for(e->pool, x->h, 0, fill_noise_rows, &job);
+}
+
+/* Generation's start: x := e, except that the known frames are kept (clean and with
+ * their noise, for known_apply) and start re-noised to the first level. */
+static void noise_canvas(refine_engine *e)
+{
+    const sdlk_refine_opts *o = e->o;
+    for (int64_t f = 0; f < e->x->t; f++) {
+        float *xf = sdlk_canvas_frame(e->x, f);
+        if (f >= e->known.frames) {
+            frame_noise(e, f, xf);
+            continue;
+        }
+        float *clean = e->known.clean + f * e->frame_numel;
+        float *noise = e->known.noise + f * e->frame_numel;
+        memcpy(clean, xf, (size_t)e->frame_numel * sizeof *clean);
+        frame_noise(e, f, noise);
+        sdlk_renoise(e->d->desc.time, o->schedule.level[0], clean, noise, xf, e->frame_numel);
+    }
+}
+
 /* Frame by frame: noise e from the position-addressed stream, the small sketch and
  * noise for ILVR (before the sketch is overwritten), then x := renoise(x, e). */
 static sdlk_status renoise_canvas(refine_engine *e, sdlk_error *err)
@@ -522,9 +581,7 @@ static sdlk_status renoise_canvas(refine_engine *e, sdlk_error *err)
     const sdlk_refine_opts *o = e->o;
     sdlk_canvas *x = e->x;
     for (int64_t f = 0; f < x->t; f++) {
-        noise_job job = {o->seed, (uint64_t)(o->frame_offset + f) * (uint64_t)e->frame_numel,
-                         e->ilvr.frame, x->w * x->c};
-        sdlk_pool_for(e->pool, x->h, 0, fill_noise_rows, &job);
+        frame_noise(e, f, e->ilvr.frame);
         sdlk_canvas xf = sdlk_canvas_frame_view(x, f);
         if (e->ilvr.on) {
             sdlk_canvas nf = {e->ilvr.frame, 1, x->h, x->w, x->c, 1};
@@ -587,6 +644,20 @@ static sdlk_status alloc_ilvr(refine_engine *e, sdlk_error *err)
     return SDLK_OK;
 }
 
+static sdlk_status alloc_known(refine_engine *e, sdlk_error *err)
+{
+    e->known.frames = e->o->known_frames;
+    if (e->known.frames == 0)
+        return SDLK_OK;
+    size_t n = (size_t)(e->known.frames * e->frame_numel);
+    e->known.clean = malloc(n * sizeof *e->known.clean);
+    e->known.noise = malloc(n * sizeof *e->known.noise);
+    if (!e->known.clean || !e->known.noise)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "refine: out of memory for %lld known frames",
+                              (long long)e->known.frames);
+    return SDLK_OK;
+}
+
 static void engine_free(refine_engine *e)
 {
     if (e->w)
@@ -607,6 +678,8 @@ static void engine_free(refine_engine *e)
     sdlk_canvas_free(&e->ilvr.x);
     sdlk_canvas_free(&e->ilvr.target);
     free(e->ilvr.frame);
+    free(e->known.clean);
+    free(e->known.noise);
     sdlk_canvas_free(&e->spare);
     sdlk_pool_destroy(e->pool);
 }
@@ -640,6 +713,7 @@ static sdlk_status engine_init(refine_engine *e, sdlk_denoiser *d, sdlk_canvas *
                               (long long)e->tiles);
     sdlk_status st;
     if ((st = alloc_workers(e, err)) || (st = alloc_ilvr(e, err)) ||
+        (st = alloc_known(e, err)) ||
         (st = sdlk_canvas_alloc(&e->spare, x->t, x->h, x->w, x->c, err)))
         return st;
     e->x_next = &e->spare;
@@ -670,7 +744,9 @@ sdlk_status sdlk_refine(sdlk_denoiser *d, sdlk_canvas *x0, const sdlk_refine_opt
         return st;
     refine_engine e;
     st = engine_init(&e, d, x0, o, err);
-    if (!st)
+    if (!st && o->from_noise)
+        noise_canvas(&e);
+    else if (!st)
         st = renoise_canvas(&e, err);
     for (int step = 0; !st && step < o->schedule.steps; step++)
         st = run_step(&e, step, err);

@@ -33,6 +33,14 @@
  *        (as in ILVR, whose last step conditions on the clean reference).
  *   After the last step `x0` holds the refined canvas (values unclamped).
  *
+ *   Generation (from_noise, SuperGen's stage 1 without a sketch): the same engine with
+ *   x := e instead of the re-noising (x0 is read only for its known frames), ILVR off,
+ *   and optionally the first known_frames frames pinned to x0 by replacement after
+ *   every step (6.); with a strength-1 schedule this samples from pure noise, tile by
+ *   tile like a refinement.
+ *     6. known frames (when known_frames > 0): x_f := renoise(x0_f, e_f, level reached),
+ *        f < known_frames; after the last step (level clean) x_f = x0_f exactly.
+ *
  *   Workers are threads of one process; the seam between the coordinator and workers
  *   is the per-step assignment message (tile indices with their cache states), which
  *   is what a multi-machine (MPI) engine would send. A moved tile's state is sent to
@@ -45,7 +53,8 @@
  *   the number of workers or redistribution (tiles are computed identically wherever
  *   they run; batches may differ but each item is independent).
  *   Memory: x plus, with the cache, 3 canvases of history; plus small ILVR canvases
- *   (1 / ilvr_factor^2 of the size) and per-worker tile scratch.
+ *   (1 / ilvr_factor^2 of the size), 2 frames per known frame, and per-worker tile
+ *   scratch.
  *   Complexity: O(steps * tiles * model cost per tile) + O(steps * canvas) for ILVR.
  */
 #ifndef SDLK_GEN_REFINE_H
@@ -94,6 +103,19 @@ typedef struct sdlk_refine_opts {
     uint64_t seed;
     int64_t frame_offset;        /* global index of frame 0 (for noise addressing) */
     int64_t request;             /* opened denoiser request */
+    int from_noise;              /* 1: generate (SuperGen's stage 1) instead of refining:
+                                    x0's content is ignored and the canvas starts as the
+                                    noise e itself, x_T = e (the start of sdl-serve and of
+                                    diffusers' samplers; use strength 1), except for its
+                                    first known_frames frames. ILVR must be off (there is
+                                    no sketch to pull towards). */
+    int64_t known_frames;        /* from_noise only, 0..T-1: frames 0..known_frames-1 of
+                                    x0 are known (the end of the previous temporal chunk
+                                    of a generated video). They start re-noised like a
+                                    sketch, and after every step they are replaced by x0
+                                    re-noised with the same e to the level reached
+                                    (replacement conditioning), so the model continues
+                                    them; they come out unchanged. */
     const float *cond_scale;     /* unused for now: NULL */
     sdlk_refine_trace_fn trace;  void *trace_ctx;
     sdlk_refine_progress_fn progress; void *progress_ctx;
@@ -117,9 +139,10 @@ typedef struct sdlk_refine_stats {
     int64_t computed_by[SDLK_REFINE_MAX_WORKERS];
 } sdlk_refine_stats;
 
-/* Refine x0 in place. Errors: shape not a multiple of the native tile or channel
- * mismatch (SDLK_ERR_ARG, naming the sizes), denoiser failures (passed through),
- * cancellation. stats may be NULL. */
+/* Refine (or, with from_noise, generate) x0 in place. Errors: shape not a multiple of
+ * the native tile or channel mismatch (SDLK_ERR_ARG, naming the sizes), from_noise with
+ * ILVR on or known_frames outside 0..T-1 (SDLK_ERR_ARG), denoiser failures (passed
+ * through), cancellation. stats may be NULL. */
 sdlk_status sdlk_refine(sdlk_denoiser *d, sdlk_canvas *x0, const sdlk_refine_opts *o,
                         sdlk_refine_stats *stats, sdlk_error *err);
 

@@ -1,4 +1,5 @@
-/* supergen.c -- stage 2 over a video in overlapping temporal chunks (see supergen.h). */
+/* supergen.c -- stage 2 over a video in overlapping temporal chunks, and stage 1 as a
+ * frame source that generates the sketch chunk by chunk (see supergen.h). */
 #include "gen/supergen.h"
 
 #include <math.h>
@@ -143,6 +144,7 @@ static sdlk_status refine_chunk(supergen_run *run, int64_t first, int64_t chunk_
     req.ref_shape[2] = run->in_w;
     req.ref_shape[3] = 3;
     req.seed = o->refine.seed;
+    req.prompt = o->prompt;
     sdlk_status st = sdlk_denoiser_request_open(run->model, &req, err);
     if (st != SDLK_OK)
         return st;
@@ -361,4 +363,174 @@ sdlk_status sdlk_supergen_run(sdlk_denoiser *d, const sdlk_supergen_opts *o,
     }
     run_free(&run);
     return st;
+}
+
+/* ---- stage 1: the sketch generator ---------------------------------------------------- */
+
+struct sdlk_sketch_gen {
+    sdlk_denoiser *model;
+    sdlk_sketch_opts opts;
+    int64_t tile_t;          /* the model's temporal core: chunks are made of whole ones */
+    sdlk_canvas work;        /* [chunk rounded up to tile_t, pad_h, pad_w, 3] */
+    int64_t first;           /* global index of work's frame 0 */
+    int64_t ready, made;     /* work frames ready..made-1 are generated and not yet emitted */
+    int opened;              /* the request is open in the model */
+    sdlk_status failed;      /* sticky: a failed chunk leaves nothing to emit */
+    sdlk_error failure;
+    sdlk_sketch_stats stats;
+};
+
+sdlk_status sdlk_sketch_opts_init(sdlk_sketch_opts *o, const sdlk_denoiser_desc *desc,
+                                  sdlk_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->chunk = 8;
+    o->overlap = 2;
+    o->request = SDLK_SKETCH_REQUEST;
+    sdlk_status st = sdlk_refine_opts_init(&o->refine, desc, err);
+    if (st == SDLK_OK)
+        st = sdlk_schedule_init(&o->refine.schedule, desc->time, 30, 1.0, err);
+    return st;
+}
+
+static sdlk_status sketch_check(const sdlk_sketch_opts *o, const sdlk_denoiser_desc *desc,
+                                sdlk_error *err)
+{
+    if (o->h < 1 || o->w < 1 || o->frames < 1)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "sketch of %lld frames of %lldx%lld is empty",
+                              (long long)o->frames, (long long)o->w, (long long)o->h);
+    if (desc->channels != 3)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "model %s takes %d channels; supergen works on RGB (3)",
+                              desc->name, desc->channels);
+    if (o->chunk < 1 || o->overlap < 0 || o->overlap >= o->chunk)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "sketch chunk of %lld frames with overlap %lld (need chunk >= 1 "
+                              "and 0 <= overlap < chunk)",
+                              (long long)o->chunk, (long long)o->overlap);
+    if (o->refine.ilvr_factor > 1.0)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "sketch generation has no sketch for ILVR (set ilvr_factor 0)");
+    return SDLK_OK;
+}
+
+sdlk_status sdlk_sketch_create(sdlk_denoiser *d, const sdlk_sketch_opts *o,
+                               sdlk_sketch_gen **out, sdlk_error *err)
+{
+    *out = NULL;
+    sdlk_status st = sketch_check(o, &d->desc, err);
+    if (st != SDLK_OK)
+        return st;
+    sdlk_sketch_gen *g = calloc(1, sizeof *g);
+    if (!g)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "sketch: out of memory");
+    g->model = d;
+    g->opts = *o;
+    int64_t core[3];
+    sdlk_denoiser_core(&d->desc, core);
+    g->tile_t = core[0];
+    g->opts.chunk = round_up(o->chunk, g->tile_t); /* whole temporal tiles, none wasted */
+    g->stats.pad_h = round_up(o->h, core[1]);
+    g->stats.pad_w = round_up(o->w, core[2]);
+    /* the canvas of the longest chunk: the whole video when it is shorter */
+    int64_t frames = g->opts.chunk < o->frames ? g->opts.chunk : o->frames;
+    st = sdlk_canvas_alloc(&g->work, round_up(frames, g->tile_t), g->stats.pad_h,
+                           g->stats.pad_w, 3, err);
+    if (st != SDLK_OK) {
+        free(g);
+        return st;
+    }
+    *out = g;
+    return SDLK_OK;
+}
+
+static sdlk_status sketch_open_request(sdlk_sketch_gen *g, sdlk_error *err)
+{
+    sdlk_gen_request req = {.id = g->opts.request, .prompt = g->opts.prompt,
+                            .seed = g->opts.refine.seed};
+    sdlk_status st = sdlk_denoiser_request_open(g->model, &req, err);
+    if (st != SDLK_OK) {
+        sdlk_error_prefix(err, "stage 1 (generating the sketch)");
+        return st;
+    }
+    g->opened = 1;
+    return SDLK_OK;
+}
+
+/* Generate the next chunk into g->work. Its first frames continue the previous chunk:
+ * they are moved to the front and pinned (known_frames); the rest start as noise. */
+static sdlk_status sketch_make_chunk(sdlk_sketch_gen *g, sdlk_error *err)
+{
+    const sdlk_sketch_opts *o = &g->opts;
+    int64_t next = g->first + g->made; /* global index of the first frame to make */
+    int64_t known = g->made > 0 ? (o->overlap < g->made ? o->overlap : g->made) : 0;
+    if (known > 0)
+        memmove(g->work.data, sdlk_canvas_frame(&g->work, g->made - known),
+                (size_t)(known * g->work.h * g->work.w * 3) * sizeof *g->work.data);
+    g->first = next - known;
+    int64_t left = o->frames - g->first;
+    int64_t frames = left < o->chunk ? left : o->chunk;
+    /* frames > known: at least one frame is left (next < frames) and overlap < chunk */
+    g->work.t = round_up(frames, g->tile_t); /* allocated for the largest chunk */
+
+    sdlk_refine_opts ropts = o->refine;
+    ropts.from_noise = 1;
+    ropts.known_frames = known;
+    ropts.ilvr_factor = 0.0;
+    ropts.frame_offset = g->first;
+    ropts.request = o->request;
+    ropts.seed = o->refine.seed ^ SDLK_SKETCH_SEED_SALT;
+    sdlk_refine_stats chunk_stats;
+    sdlk_status st = sdlk_refine(g->model, &g->work, &ropts, &chunk_stats, err);
+    if (st != SDLK_OK) {
+        sdlk_error_prefix(err, "stage 1, frames %lld..%lld", (long long)g->first,
+                          (long long)(g->first + frames - 1));
+        return st;
+    }
+    add_stats(&g->stats.refine, &chunk_stats);
+    g->stats.chunks++;
+    g->ready = known;
+    g->made = frames;
+    return SDLK_OK;
+}
+
+sdlk_status sdlk_sketch_next(void *gen, sdlk_tensor *frame, sdlk_error *err)
+{
+    sdlk_sketch_gen *g = gen;
+    if (g->failed)
+        return sdlk_error_set(err, g->failure.code ? g->failure.code : g->failed, "%s",
+                              g->failure.msg);
+    if (g->first + g->ready >= g->opts.frames)
+        return SDLK_ERR_EOF;
+    sdlk_status st = SDLK_OK;
+    if (!g->opened)
+        st = sketch_open_request(g, err);
+    if (st == SDLK_OK && g->ready == g->made)
+        st = sketch_make_chunk(g, err);
+    if (st == SDLK_OK)
+        st = sdlk_canvas_frame_to_u8(&g->work, g->ready, g->opts.h, g->opts.w, frame, err);
+    if (st != SDLK_OK) {
+        g->failed = st;
+        if (err)
+            g->failure = *err;
+        return st;
+    }
+    g->ready++;
+    g->stats.frames++;
+    return SDLK_OK;
+}
+
+void sdlk_sketch_get_stats(const sdlk_sketch_gen *g, sdlk_sketch_stats *out)
+{
+    *out = g->stats;
+}
+
+void sdlk_sketch_destroy(sdlk_sketch_gen *g)
+{
+    if (!g)
+        return;
+    if (g->opened)
+        sdlk_denoiser_request_close(g->model, g->opts.request);
+    sdlk_canvas_free(&g->work);
+    free(g);
 }

@@ -18,6 +18,7 @@
 #include "gen/denoiser.h"
 #include "gen/exec.h"
 #include "gen/protocol.h"
+#include "gen/supergen.h"
 #include "unit.h"
 
 #define TILE_NUMEL (1 * 8 * 8 * 3) /* the test worker's default tile, 3 channels */
@@ -675,6 +676,240 @@ START_TEST(concurrent_predicts_from_several_threads)
 }
 END_TEST
 
+/* ---- stage 1 through the worker: the sketch generator (supergen.h) ------------------- */
+
+enum { SK_H = 20, SK_W = 24, SK_STEPS = 4, SK_FRAME = SK_H * SK_W * 3 };
+
+/* A log file for the worker's --log (removed by the caller). */
+static void temp_log(char *path, size_t size)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, size, "%s/sdl-sketch-log-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+typedef struct sketch_run {
+    const char *worker_args;   /* besides --tile 1x16x16 */
+    const char *devices;
+    const char *prompt;
+    uint64_t seed;
+    int64_t frames, chunk, overlap;
+    /* results */
+    uint8_t pixels[8 * SK_FRAME];
+    int64_t emitted;
+    sdlk_sketch_stats stats;
+    sdlk_exec_stats exec;
+} sketch_run;
+
+/* Generate run->frames frames of SK_W x SK_H with the test worker (16x16 tiles: a
+ * 32x32 padded canvas of 4 tiles per frame), cache off, two tile workers. */
+static void sketch_generate(sketch_run *run)
+{
+    int fds = count_fds();
+    char args[512];
+    snprintf(args, sizeof args, "--tile 1x16x16 %s", run->worker_args ? run->worker_args : "");
+    sdlk_denoiser *d = create(args, run->devices, 20000, 2, 4);
+    sdlk_sketch_opts o;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_sketch_opts_init(&o, &d->desc, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_schedule_init(&o.refine.schedule, d->desc.time, SK_STEPS, 1.0, &err),
+                     SDLK_OK);
+    o.h = SK_H;
+    o.w = SK_W;
+    o.frames = run->frames;
+    o.chunk = run->chunk;
+    o.overlap = run->overlap;
+    o.prompt = run->prompt;
+    o.refine.seed = run->seed;
+    o.refine.cache.enabled = 0;
+    o.refine.workers = 2;
+    sdlk_sketch_gen *g = NULL;
+    ck_assert_msg(sdlk_sketch_create(d, &o, &g, &err) == SDLK_OK, "%s", err.msg);
+    run->emitted = 0;
+    for (;;) {
+        sdlk_tensor frame;
+        sdlk_tensor_init(&frame);
+        sdlk_status st = sdlk_sketch_next(g, &frame, &err);
+        if (st == SDLK_ERR_EOF)
+            break;
+        ck_assert_msg(st == SDLK_OK, "frame %lld: %s", (long long)run->emitted, err.msg);
+        ck_assert_int_eq(frame.ndim, 3);
+        ck_assert_int_eq(frame.shape[0], SK_H);
+        ck_assert_int_eq(frame.shape[1], SK_W);
+        ck_assert_int_eq(frame.shape[2], 3);
+        ck_assert_int_eq(frame.dtype, SDLK_U8);
+        ck_assert_int_lt(run->emitted, 8);
+        for (int64_t i = 0; i < SK_FRAME; i++)
+            run->pixels[run->emitted * SK_FRAME + i] = ((const uint8_t *)frame.data)[i];
+        sdlk_tensor_free(&frame);
+        run->emitted++;
+    }
+    sdlk_sketch_get_stats(g, &run->stats);
+    sdlk_exec_get_stats(d, &run->exec);
+    sdlk_sketch_destroy(g);
+    sdlk_denoiser_destroy(d);
+    check_clean(fds);
+}
+
+START_TEST(sketch_asks_the_worker_for_every_tile_and_step)
+{
+    char log[4096];
+    temp_log(log, sizeof log);
+    char args[4200];
+    snprintf(args, sizeof args, "--log '%s'", log);
+    static sketch_run run;
+    run = (sketch_run){.worker_args = args, .devices = "0,1", .prompt = "a red fox",
+                       .seed = 7, .frames = 3, .chunk = 8, .overlap = 2};
+    sketch_generate(&run);
+    ck_assert_int_eq(run.emitted, 3);
+    ck_assert_int_eq(run.stats.frames, 3);
+    ck_assert_int_eq(run.stats.chunks, 1);
+    ck_assert_int_eq(run.stats.pad_h, 32);
+    ck_assert_int_eq(run.stats.pad_w, 32);
+    ck_assert_int_eq(run.stats.refine.computed, 3 * 4 * SK_STEPS);
+
+    /* the worker's own record: the prompt came in OPEN without a reference, and every
+     * (step, tile) of the 12-tile canvas was predicted exactly once, from the first
+     * timestep of a strength-1 schedule down */
+    FILE *fp = fopen(log, "r");
+    ck_assert_ptr_nonnull(fp);
+    int seen[SK_STEPS][12] = {{0}};
+    int opens = 0, tiles = 0;
+    char line[256];
+    while (fgets(line, sizeof line, fp)) {
+        long long req, a, b, c, ot, oh, ow;
+        int step, timestep;
+        if (sscanf(line, "open %lld %lld %lld %lld", &req, &a, &b, &c) == 4) {
+            ck_assert_int_eq(req, SDLK_SKETCH_REQUEST);
+            ck_assert_int_eq(a, 7);                     /* seed */
+            ck_assert_int_eq(b, strlen("a red fox"));   /* prompt bytes */
+            ck_assert_int_eq(c, 0);                     /* no reference */
+            opens++;
+        } else if (sscanf(line, "tile %lld %lld %d %d %lld %lld %lld", &req, &a, &step,
+                          &timestep, &ot, &oh, &ow) == 7) {
+            ck_assert_int_eq(req, SDLK_SKETCH_REQUEST);
+            ck_assert(a >= 0 && a < 12 && step >= 0 && step < SK_STEPS);
+            ck_assert(ot >= 0 && ot < 3 && oh >= 0 && oh < 32 && ow >= 0 && ow < 32);
+            if (step == 0)
+                ck_assert_int_eq(timestep, 999);
+            seen[step][a]++;
+            tiles++;
+        } else {
+            ck_abort_msg("unexpected log line: %s", line);
+        }
+    }
+    fclose(fp);
+    unlink(log);
+    ck_assert_int_eq(opens, 2); /* one per worker */
+    ck_assert_int_eq(tiles, 3 * 4 * SK_STEPS);
+    for (int st = 0; st < SK_STEPS; st++)
+        for (int t = 0; t < 12; t++)
+            ck_assert_msg(seen[st][t] == 1, "step %d tile %d predicted %d times", st, t,
+                          seen[st][t]);
+}
+END_TEST
+
+START_TEST(sketch_is_deterministic_and_survives_a_worker_crash)
+{
+    /* 5 frames in chunks of 3 sharing 1: frames 0-2, then 2 (pinned) and 3-4 */
+    static sketch_run base, again, crash, other_prompt, other_seed;
+    const sketch_run plan = {.devices = "0,1", .prompt = "a red fox", .seed = 7, .frames = 5,
+                             .chunk = 3, .overlap = 1};
+    base = again = crash = other_prompt = other_seed = plan;
+    crash.worker_args = "--mode crash --after 2 --only-device 1";
+    other_prompt.prompt = "a grey wolf!";
+    other_seed.seed = 8;
+    sketch_generate(&base);
+    sketch_generate(&again);
+    sketch_generate(&crash);
+    sketch_generate(&other_prompt);
+    sketch_generate(&other_seed);
+    ck_assert_int_eq(base.emitted, 5);
+    ck_assert_int_eq(base.stats.chunks, 2);
+    ck_assert_int_eq(base.stats.refine.computed, (3 + 3) * 4 * SK_STEPS);
+    size_t bytes = 5 * SK_FRAME;
+    ck_assert_int_eq(memcmp(base.pixels, again.pixels, bytes), 0);
+    ck_assert_int_ge(crash.exec.worker_failures, 1);
+    ck_assert_int_ge(crash.exec.retried_batches, 1);
+    ck_assert_int_eq(crash.emitted, 5);
+    ck_assert_int_eq(memcmp(base.pixels, crash.pixels, bytes), 0);
+    ck_assert_int_ne(memcmp(base.pixels, other_prompt.pixels, bytes), 0);
+    ck_assert_int_ne(memcmp(base.pixels, other_seed.pixels, bytes), 0);
+    /* not a constant picture */
+    int distinct = 0;
+    for (size_t i = 1; i < bytes && !distinct; i++)
+        distinct = base.pixels[i] != base.pixels[0];
+    ck_assert(distinct);
+}
+END_TEST
+
+START_TEST(sketch_chunks_are_whole_temporal_tiles)
+{
+    /* tiles of 2 frames: a chunk of 3 is rounded up to 4 (frames 0-3), and the last
+     * chunk continues frame 3 and makes frame 4 on a 2-frame canvas */
+    static sketch_run run;
+    run = (sketch_run){.worker_args = "--tile 2x16x16", .devices = "0", .prompt = "waves",
+                       .seed = 3, .frames = 5, .chunk = 3, .overlap = 1};
+    sketch_generate(&run);
+    ck_assert_int_eq(run.emitted, 5);
+    ck_assert_int_eq(run.stats.chunks, 2);
+    ck_assert_int_eq(run.stats.refine.computed, (4 + 2) / 2 * 4 * SK_STEPS);
+}
+END_TEST
+
+START_TEST(sketch_failures_are_reported)
+{
+    /* the built-in model has no prior without a reference: the open fails, clearly and
+     * every time; a worker that fails every batch fails the frame */
+    sdlk_denoiser *d = NULL;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_denoiser_open_spec("exemplar", NULL, 0, &d, &err), SDLK_OK);
+    sdlk_sketch_opts o;
+    ck_assert_int_eq(sdlk_sketch_opts_init(&o, &d->desc, &err), SDLK_OK);
+    o.h = 16;
+    o.w = 16;
+    o.frames = 1;
+    o.prompt = "a red fox";
+    sdlk_sketch_gen *g = NULL;
+    ck_assert_int_eq(sdlk_sketch_create(d, &o, &g, &err), SDLK_OK);
+    sdlk_tensor frame;
+    sdlk_tensor_init(&frame);
+    for (int i = 0; i < 2; i++) {
+        sdlk_error_clear(&err);
+        ck_assert_int_ne(sdlk_sketch_next(g, &frame, &err), SDLK_OK);
+        ck_assert_ptr_nonnull(strstr(err.msg, "stage 1"));
+        ck_assert_ptr_nonnull(strstr(err.msg, "reference"));
+    }
+    sdlk_sketch_destroy(g);
+    sdlk_denoiser_destroy(d);
+
+    d = create("--tile 1x16x16 --mode error", NULL, 20000, 1, 1);
+    ck_assert_int_eq(sdlk_sketch_opts_init(&o, &d->desc, &err), SDLK_OK);
+    o.h = 16;
+    o.w = 16;
+    o.frames = 2;
+    ck_assert_int_eq(sdlk_sketch_create(d, &o, &g, &err), SDLK_OK);
+    sdlk_error_clear(&err);
+    ck_assert_int_ne(sdlk_sketch_next(g, &frame, &err), SDLK_OK);
+    ck_assert_ptr_nonnull(strstr(err.msg, "stage 1, frames 0..1"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "simulated out of memory"));
+    sdlk_sketch_destroy(g);
+    sdlk_denoiser_destroy(d);
+    /* options that cannot work */
+    d = create("--tile 1x16x16 --channels 4", NULL, 20000, 1, 1);
+    ck_assert_int_eq(sdlk_sketch_opts_init(&o, &d->desc, &err), SDLK_OK);
+    o.h = 16;
+    o.w = 16;
+    o.frames = 1;
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_sketch_create(d, &o, &g, &err), SDLK_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "channels"));
+    sdlk_denoiser_destroy(d);
+}
+END_TEST
+
 int main(void)
 {
     /* exec.h: the process ignores SIGPIPE, as the tools do */
@@ -693,5 +928,12 @@ int main(void)
     tcase_add_test(exec, bad_hello_is_a_clear_create_error);
     tcase_add_test(exec, concurrent_predicts_from_several_threads);
     suite_add_tcase(s, exec);
+    TCase *sketch = tcase_create("sketch");
+    tcase_set_timeout(sketch, 120);
+    tcase_add_test(sketch, sketch_asks_the_worker_for_every_tile_and_step);
+    tcase_add_test(sketch, sketch_is_deterministic_and_survives_a_worker_crash);
+    tcase_add_test(sketch, sketch_chunks_are_whole_temporal_tiles);
+    tcase_add_test(sketch, sketch_failures_are_reported);
+    suite_add_tcase(s, sketch);
     return unit_run_suite(s);
 }

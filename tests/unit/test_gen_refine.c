@@ -3,7 +3,9 @@
  * BRIEF.md section 4, the published k-estimator bug, forced steps, zero changes, the
  * top-selective tau; the engine with small test denoisers defined here (a target
  * denoiser, a tile-local blur, a zero model), determinism over workers and
- * redistribution, traces, ILVR, errors and cancellation. */
+ * redistribution, traces, ILVR, errors and cancellation; generation from noise
+ * (from_noise: the start is the noise itself, the canvas's content is ignored, known
+ * frames are pinned). */
 #include <check.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -449,6 +451,7 @@ typedef struct test_model {
     int fail_step;             /* inject an error at (fail_step, fail_tile); -1 none */
     int64_t fail_tile;
     atomic_int oversized;      /* batches above max_batch seen */
+    sdlk_canvas *first_input;  /* when set: the model's step-0 inputs, put back in place */
 } test_model;
 
 static sdlk_status model_open(sdlk_denoiser *d, const sdlk_gen_request *req, sdlk_error *err)
@@ -498,6 +501,23 @@ static void predict_blur(const sdlk_denoiser_desc *desc, const sdlk_denoise_item
                 }
 }
 
+/* Put a step-0 input tile back at its canvas position (tiles are disjoint: no races). */
+static void record_input(const test_model *m, const sdlk_denoiser_desc *desc,
+                         const sdlk_denoise_item *it)
+{
+    int64_t c = desc->channels, j = 0;
+    for (int64_t t = 0; t < desc->tile[0]; t++)
+        for (int64_t y = 0; y < desc->tile[1]; y++)
+            for (int64_t x = 0; x < desc->tile[2]; x++)
+                for (int64_t ch = 0; ch < c; ch++, j++) {
+                    int64_t ct = (it->offset[0] + t) % m->canvas[0];
+                    int64_t cy = (it->offset[1] + y) % m->canvas[1];
+                    int64_t cx = (it->offset[2] + x) % m->canvas[2];
+                    m->first_input->data[((ct * m->canvas[1] + cy) * m->canvas[2] + cx) * c + ch] =
+                        it->x[j];
+                }
+}
+
 static sdlk_status model_predict(sdlk_denoiser *d, const sdlk_denoise_item *items, int n,
                                  sdlk_error *err)
 {
@@ -513,6 +533,8 @@ static sdlk_status model_predict(sdlk_denoiser *d, const sdlk_denoise_item *item
                                   it->step, (long long)it->tile_id);
         if (m->calls)
             atomic_fetch_add(&m->calls[(int64_t)it->step * m->tiles + it->tile_id], 1);
+        if (m->first_input && it->step == 0)
+            record_input(m, &d->desc, it);
         if (m->kind == MODEL_TARGET)
             predict_target(m, &d->desc, it);
         else if (m->kind == MODEL_BLUR)
@@ -908,6 +930,110 @@ START_TEST(refine_cancels)
 }
 END_TEST
 
+/* ---- generation from noise (from_noise, known_frames) ------------------------------------ */
+
+/* Generate on a copy of `start` with the blur model (from_noise, strength 1); returns the
+ * canvas, and in `first` (when non-NULL, allocated by the caller) the step-0 inputs. */
+static void run_generate(const sdlk_canvas *start, int64_t known, int workers, int cached,
+                         sdlk_canvas *x, sdlk_canvas *first, atomic_int **calls)
+{
+    enum { STEPS = 6 };
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_canvas_alloc(x, start->t, start->h, start->w, start->c, &err),
+                     SDLK_OK);
+    memcpy(x->data, start->data, (size_t)sdlk_canvas_numel(x) * 4);
+    sdlk_denoiser d;
+    test_model m;
+    model_init(&d, &m, MODEL_BLUR, x, 1, 8, 3);
+    m.first_input = first;
+    if (calls)
+        m.calls = calloc((size_t)(STEPS * m.tiles), sizeof *m.calls);
+    sdlk_refine_opts o;
+    refine_opts(&o, &d, STEPS, 1.0);
+    o.from_noise = 1;
+    o.known_frames = known;
+    o.frame_offset = 5;
+    o.seed = 42;
+    o.workers = workers;
+    o.cache.enabled = cached;
+    o.cache.warmup = 2;
+    ck_assert_msg(sdlk_refine(&d, x, &o, NULL, &err) == SDLK_OK, "%s", err.msg);
+    if (calls)
+        *calls = m.calls;
+}
+
+START_TEST(refine_from_noise_starts_from_the_noise)
+{
+    /* The first model input is the position-addressed noise e itself (x_T = e, as
+     * sdl-serve starts), whatever the canvas held; the result does not depend on the
+     * canvas's content or the worker count, and every tile is computed at every step. */
+    uint64_t rng = 8;
+    sdlk_canvas start, zeros, a, b, c, first;
+    random_canvas(&start, 2, 16, 24, 3, &rng);
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_canvas_alloc(&zeros, 2, 16, 24, 3, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_canvas_alloc(&first, 2, 16, 24, 3, &err), SDLK_OK);
+    atomic_int *calls;
+    run_generate(&start, 0, 1, 0, &a, &first, &calls);
+    int64_t frame = 16 * 24 * 3;
+    float *e = malloc((size_t)(2 * frame) * sizeof *e);
+    sdlk_gaussian_fill(42, (uint64_t)(5 * frame), e, 2 * frame); /* frame_offset 5 */
+    for (int64_t i = 0; i < 2 * frame; i++)
+        ck_assert_float_eq(first.data[i], e[i]);
+    for (int64_t i = 0; i < 6 * 12; i++) /* 6 steps x 12 tiles, once each */
+        ck_assert_int_eq(atomic_load(&calls[i]), 1);
+    free(calls);
+    run_generate(&zeros, 0, 2, 0, &b, NULL, NULL);
+    ck_assert_int_eq(memcmp(a.data, b.data, (size_t)(2 * frame) * sizeof *a.data), 0);
+    /* the content is the model's: far from both the start and the noise */
+    double far = 0;
+    for (int64_t i = 0; i < 2 * frame; i++)
+        far = fmax(far, fabs(a.data[i] - e[i]));
+    ck_assert(far > 0.5);
+    /* the cache runs when generating too (finite output; its accuracy is the cache's
+     * own tests' business) */
+    run_generate(&start, 0, 2, 1, &c, NULL, NULL);
+    for (int64_t i = 0; i < 2 * frame; i++)
+        ck_assert(isfinite(c.data[i]));
+    free(e);
+    sdlk_canvas_free(&start);
+    sdlk_canvas_free(&zeros);
+    sdlk_canvas_free(&first);
+    sdlk_canvas_free(&a);
+    sdlk_canvas_free(&b);
+    sdlk_canvas_free(&c);
+}
+END_TEST
+
+START_TEST(refine_known_frames_are_pinned)
+{
+    /* Frame 0 is known: it starts as renoise(frame 0, e) and comes out exactly as given;
+     * frame 1 is generated as without it (the blur model's tiles span one frame). */
+    uint64_t rng = 9;
+    sdlk_canvas start, pinned, free_run, first;
+    random_canvas(&start, 2, 16, 24, 3, &rng);
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_canvas_alloc(&first, 2, 16, 24, 3, &err), SDLK_OK);
+    run_generate(&start, 1, 2, 0, &pinned, &first, NULL);
+    run_generate(&start, 0, 2, 0, &free_run, NULL, NULL);
+    int64_t frame = 16 * 24 * 3;
+    ck_assert_int_eq(memcmp(pinned.data, start.data, (size_t)frame * sizeof *start.data), 0);
+    ck_assert_int_eq(memcmp(pinned.data + frame, free_run.data + frame,
+                            (size_t)frame * sizeof *start.data), 0);
+    float *e = malloc((size_t)frame * sizeof *e), *want = malloc((size_t)frame * sizeof *e);
+    sdlk_gaussian_fill(42, (uint64_t)(5 * frame), e, frame);
+    sdlk_renoise(SDLK_TIME_VP, sdlk_alpha_bar(999), start.data, e, want, frame);
+    for (int64_t i = 0; i < frame; i++)
+        ck_assert_float_eq(first.data[i], want[i]);
+    free(e);
+    free(want);
+    sdlk_canvas_free(&start);
+    sdlk_canvas_free(&pinned);
+    sdlk_canvas_free(&free_run);
+    sdlk_canvas_free(&first);
+}
+END_TEST
+
 START_TEST(refine_rejects_bad_arguments)
 {
     sdlk_error err = {0};
@@ -930,6 +1056,20 @@ START_TEST(refine_rejects_bad_arguments)
     sdlk_error_clear(&err);
     ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_ERR_ARG);
     o.workers = 1;
+    ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_OK);
+    /* generation: no sketch for ILVR; known frames only when generating, fewer than T */
+    o.from_noise = 1;
+    o.ilvr_factor = 2.0;
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "ILVR"));
+    o.ilvr_factor = 0.0;
+    o.known_frames = 1; /* T = 1 */
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "known frames"));
+    o.from_noise = 0;
+    o.known_frames = 0;
     ck_assert_int_eq(sdlk_refine(&d, &x, &o, NULL, &err), SDLK_OK);
     sdlk_canvas_free(&x);
 }
@@ -1007,5 +1147,6 @@ int main(void)
                     refine_identical_for_any_workers, refine_cache_skips_and_traces,
                     refine_ilvr_follows_sketch, refine_passes_denoiser_errors, refine_cancels,
                     refine_rejects_bad_arguments, refine_halo_makes_tiling_invisible,
-                    refine_ilvr_passes_back_project);
+                    refine_ilvr_passes_back_project, refine_from_noise_starts_from_the_noise,
+                    refine_known_frames_are_pinned);
 }

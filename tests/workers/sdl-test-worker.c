@@ -2,7 +2,7 @@
  * worker protocol (lib/gen/protocol.h) on stdin/stdout with the library's own codec.
  *
  *   sdl-test-worker [--mode MODE] [--after N] [--only-device D] [--tile TxHxW]
- *                   [--channels C] [--batch B] [--stall-ms MS]
+ *                   [--channels C] [--batch B] [--stall-ms MS] [--log FILE]
  *
  * The model is deterministic and checkable per tile:
  *     out = 0.5 * x + k(request) (+ 0.25 * cond when a conditioning tile is sent)
@@ -10,6 +10,12 @@
  * so a result from a worker that never received (or lost) the request's OPEN is
  * impossible: the worker answers ERROR for an unknown request.
  * Its HELLO text is "sdl-test-worker dev=$CUDA_VISIBLE_DEVICES" ("-" when unset).
+ *
+ * --log FILE appends one line per OPEN and per answered tile, so that tests can check
+ * what the host asked for (several workers may share the file: each line is one
+ * O_APPEND write):
+ *     open REQUEST SEED PROMPT_BYTES REFERENCE_BYTES
+ *     tile REQUEST TILE_ID STEP TIMESTEP OFFSET_T OFFSET_H OFFSET_W
  *
  * Modes (the misbehaviour starts at batch N+1 of this process, N = --after, default
  * 0; with --only-device D only the worker whose CUDA_VISIBLE_DEVICES is D misbehaves):
@@ -24,10 +30,12 @@
  *   exit7    exit(7) at once
  *   refuse   answer ERROR to every OPEN
  */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,6 +116,22 @@ static void send_error(const char *msg)
     send_frame(&h, msg, NULL);
 }
 
+/* One line to the --log file (fd < 0: no log), in one write so that lines of workers
+ * sharing the file never interleave. */
+static void log_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(int fd, const char *fmt, ...)
+{
+    if (fd < 0)
+        return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0 && write(fd, line, (size_t)n) != n)
+        exit(4);
+}
+
 static void wait_for_eof(void)
 {
     char c;
@@ -117,7 +141,7 @@ static void wait_for_eof(void)
 
 int main(int argc, char **argv)
 {
-    const char *mode = "ok", *only = NULL;
+    const char *mode = "ok", *only = NULL, *log_path = NULL;
     int after = 0, channels = 3, batch = 4;
     long stall_ms = 3600L * 1000;
     int64_t tile[3] = {1, 8, 8};
@@ -132,6 +156,8 @@ int main(int argc, char **argv)
             channels = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--log"))
+            log_path = argv[i + 1];
         else if (!strcmp(argv[i], "--stall-ms"))
             stall_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--tile"))
@@ -141,6 +167,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "sdl-test-worker: unknown option %s\n", argv[i]);
             return 2;
         }
+    }
+    int log_fd = -1;
+    if (log_path && (log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                                   0644)) < 0) {
+        fprintf(stderr, "sdl-test-worker: cannot open %s\n", log_path);
+        return 2;
     }
     const char *dev = getenv("CUDA_VISIBLE_DEVICES");
     int misbehaves = !only || (dev && !strcmp(dev, only));
@@ -195,6 +227,9 @@ int main(int argc, char **argv)
                     sdlk_proto_f32_from_le(&r0, body + f.text_len, 1);
                     k += r0;
                 }
+                log_line(log_fd, "open %lld %llu %u %llu\n", (long long)f.request,
+                         (unsigned long long)f.seed, (unsigned)f.text_len,
+                         (unsigned long long)f.data_len);
                 reqs[nreqs].id = f.request;
                 reqs[nreqs].k = k;
                 nreqs++;
@@ -263,6 +298,10 @@ int main(int argc, char **argv)
                     for (int64_t e = 0; e < numel; e++)
                         x[e] = 0.5f * x[e] + k +
                                ((r.flags & SDLK_PROTO_F_COND) ? 0.25f * x[numel + e] : 0.0f);
+                    log_line(log_fd, "tile %lld %lld %d %d %lld %lld %lld\n",
+                             (long long)r.request, (long long)r.tile_id, (int)r.step,
+                             (int)r.timestep, (long long)r.offset[0], (long long)r.offset[1],
+                             (long long)r.offset[2]);
                     /* a RESULT echoes the PREDICT header: op changes, flags clear */
                     r.op = SDLK_PROTO_RESULT;
                     r.flags = 0;
