@@ -4,7 +4,8 @@
  *   sdl-serve [--clock live|sim] [--policy tile|tile-fcfs|fcfs|grouped] [--batch B]
  *             [--group N] [--profile FILE] [--calibrate] [--reference IMG] [--model SPEC]
  *             [--out DIR] [--no-admission] [--shift H,W] [--steps N] [--slo-scale X]
- *             [--cache on|off] [--tau X] [--json] [-o FILE] [-q] [--threads N] [REQUESTS]
+ *             [--cache on|off] [--tau X] [--eta X] [--json] [-o FILE] [-q] [--threads N]
+ *             [REQUESTS]
  *
  * REQUESTS (a trace file, a FIFO, or '-' = stdin, the default) holds one JSON request
  * per line. Each request ends in one result line (served, failed, rejected, not
@@ -47,6 +48,7 @@ enum {
     OPT_GROUP,
     OPT_CACHE,
     OPT_TAU,
+    OPT_ETA,
 };
 
 static void usage(FILE *out)
@@ -82,6 +84,8 @@ static void usage(FILE *out)
           "                          default off)\n"
           "      --tau X             cache threshold (default 0.05; larger skips more and\n"
           "                          costs more quality)\n"
+          "      --eta X             sampler noise, 0 (deterministic DDIM) to 1 (DDPM);\n"
+          "                          default 0\n"
           "      --json              results as JSON lines\n"
           "  -o, --output FILE       write the results to FILE (atomically, at the end)\n"
           "  -q, --quiet             no summary line on stderr\n"
@@ -113,6 +117,7 @@ static const struct option long_options[] = {
     {"group", required_argument, NULL, OPT_GROUP},
     {"cache", required_argument, NULL, OPT_CACHE},
     {"tau", required_argument, NULL, OPT_TAU},
+    {"eta", required_argument, NULL, OPT_ETA},
     CLI_COMMON_LONG_OPTIONS,
     {0},
 };
@@ -127,6 +132,7 @@ typedef struct serve_opts {
     int64_t shift[3];         /* 0,0,0: the backend's default */
     sdlk_cache_opts cache;    /* region cache (enabled: --cache on) */
     int tau_given;
+    double eta;               /* live: sdlk_sampler_step_eta's eta */
     sdlk_serve_request_defaults defaults;
 } serve_opts;
 
@@ -366,6 +372,10 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
                 return SDL_EXIT_USAGE;
             o->tau_given = 1;
             break;
+        case OPT_ETA:
+            if (!cli_parse_double(cli, "--eta", optarg, 0, 1, &o->eta))
+                return SDL_EXIT_USAGE;
+            break;
         case OPT_SLO_SCALE:
             if (!cli_parse_double(cli, "--slo-scale", optarg, 1e-6, 1e6, &o->defaults.slo_scale))
                 return SDL_EXIT_USAGE;
@@ -454,7 +464,7 @@ int main(int argc, char **argv)
     sdlk_serve_live_opts lo = {.model = o.model, .out_dir = o.out_dir, .threads = threads,
                                .batch = (int)o.batch,
                                .shift_stride = {0, o.shift[1], o.shift[2]},
-                               .cache = o.cache};
+                               .cache = o.cache, .eta = o.eta};
     sdlk_serve_profile profile;
     int measured = 0;
     sdlk_status st = SDLK_OK;

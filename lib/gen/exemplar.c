@@ -116,6 +116,12 @@ static int apply_option(sdlk_exemplar_opts *o, const char *key, const char *valu
         return parse_dims(value, 1, 1, o->tile);
     if (strcmp(key, "halo") == 0)
         return parse_dims(value, 0, 0, o->halo);
+    if (strcmp(key, "lattice") == 0) {
+        if (strcmp(value, "fixed") && strcmp(value, "moving"))
+            return -1;
+        o->moving_lattice = strcmp(value, "moving") == 0;
+        return 0;
+    }
     if (strcmp(key, "seed") == 0) {
         if (!*value || *value == '-')
             return -1;
@@ -479,14 +485,18 @@ static void exemplar_close(sdlk_denoiser *d, int64_t request)
 
 /* ---- prediction ------------------------------------------------------------------- */
 
-/* Corners of the patches along a tile axis: 0, stride, ... and the last position
- * len - patch when the stride does not land on it, so every element is covered. */
-static int64_t tile_positions(int64_t len, int64_t patch, int64_t stride, int64_t *pos)
+/* Corners of the patches along a tile axis: first, first + stride, ... (first in
+ * 0 .. stride - 1), and with `edges` also 0 and the last position len - patch where the
+ * grid misses them, so every element is covered. At most len corners. */
+static int64_t tile_positions(int64_t len, int64_t patch, int64_t stride, int64_t first,
+                              int edges, int64_t *pos)
 {
     int64_t n = 0;
-    for (int64_t p = 0; p + patch <= len; p += stride)
+    if (edges && first > 0)
+        pos[n++] = 0;
+    for (int64_t p = first; p + patch <= len; p += stride)
         pos[n++] = p;
-    if (pos[n - 1] != len - patch)
+    if (edges && (n == 0 || pos[n - 1] != len - patch))
         pos[n++] = len - patch;
     return n;
 }
@@ -559,8 +569,8 @@ static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
                 cover[at + k] += w[k];
             }
         }
-    for (int64_t k = 0; k < numel; k++)
-        out[k] /= cover[k];
+    for (int64_t k = 0; k < numel; k++) /* uncovered: halo of a moving-lattice window */
+        out[k] = cover[k] > 0.0f ? out[k] / cover[k] : 0.0f;
 }
 
 /* Turn the rows of G = Y P^T into posterior weights in place:
@@ -633,19 +643,32 @@ static sdlk_status scratch_alloc(scratch *s, int64_t m, int64_t n, int64_t dim, 
     return SDLK_OK;
 }
 
-/* Lay out the patches of a tile; pos holds tile[0] + tile[1] + tile[2] corners (an
- * axis of length L never has more than L corners). */
-static void tile_patches_init(const sdlk_exemplar_opts *o, int64_t *pos, tile_patches *tp)
+/* Lay out the patches of the window of item `it`; pos holds tile[0] + tile[1] +
+ * tile[2] corners (an axis of length L never has more than L corners). */
+static void tile_patches_init(const sdlk_exemplar_opts *o, const sdlk_denoise_item *it,
+                              int64_t *pos, tile_patches *tp)
 {
     /* along time the stride cannot exceed the patch's own length (1 frame by default),
      * or frames would be left uncovered */
     const int64_t extent[3] = {o->patch_t, o->patch, o->patch};
     const int64_t stride[3] = {o->stride < o->patch_t ? o->stride : o->patch_t, o->stride,
                                o->stride};
+    int64_t phase[3] = {0, 0, 0};
+    if (o->moving_lattice) { /* the step's canvas phase, seen from the window's origin */
+        int64_t s = it->step > 0 ? it->step : 0;
+        phase[1] = s % stride[1];
+        phase[2] = (s + s / stride[2]) % stride[2];
+    }
     tp->m = 1;
     for (int a = 0; a < 3; a++) {
+        int64_t first = 0;
+        int edges = 1;
+        if (o->moving_lattice && a > 0) {
+            first = ((phase[a] - it->offset[a]) % stride[a] + stride[a]) % stride[a];
+            edges = o->halo[a] == 0; /* a whole canvas; a window's edges are its halo */
+        }
         tp->pos[a] = pos;
-        tp->count[a] = tile_positions(o->tile[a], extent[a], stride[a], pos);
+        tp->count[a] = tile_positions(o->tile[a], extent[a], stride[a], first, edges, pos);
         pos += o->tile[a];
         tp->m *= tp->count[a];
     }
@@ -715,7 +738,7 @@ static sdlk_status predict_tile(exemplar *ex, const prior *p, const sdlk_denoise
     if (!pos)
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar predict: out of memory");
     tile_patches tp;
-    tile_patches_init(o, pos, &tp);
+    tile_patches_init(o, it, pos, &tp);
     scratch s;
     sdlk_status st = scratch_alloc(&s, tp.m, p->n, ex->dim, numel,
                                    ex->pool ? sdlk_pool_size(ex->pool) : 1, err);
@@ -825,8 +848,8 @@ static sdlk_status resolve_window(sdlk_exemplar_opts *o, sdlk_error *err)
     int64_t patch[3] = {o->patch_t, o->patch, o->patch};
     int any_halo = 0;
     for (int a = 0; a < 3; a++) {
-        if (o->halo[a] < 0)
-            o->halo[a] = a == 0 ? 0 : patch[a] - stride[a];
+        if (o->halo[a] < 0) /* a moving grid can sit at any phase: see exemplar.h */
+            o->halo[a] = a == 0 ? 0 : o->moving_lattice ? patch[a] - 1 : patch[a] - stride[a];
         if (o->tile[a] < 1 || o->halo[a] > INT32_MAX / 4 || o->tile[a] > INT32_MAX / 2)
             return sdlk_error_set(err, SDLK_ERR_ARG,
                                   "exemplar model: tile %lld and halo %lld out of range",
@@ -834,7 +857,7 @@ static sdlk_status resolve_window(sdlk_exemplar_opts *o, sdlk_error *err)
         any_halo |= o->halo[a] > 0;
         o->tile[a] += 2 * o->halo[a];
     }
-    if (!any_halo)
+    if (!any_halo || o->moving_lattice)
         return SDLK_OK;
     for (int a = 1; a < 3; a++)
         if (o->tile[a] >= patch[a] && ((o->tile[a] - patch[a]) % stride[a] != 0 ||

@@ -29,6 +29,20 @@
  *   is the full window (the engines keep its core). sdlk_exemplar_create checks that
  *   (window - patch) and the core size are multiples of the stride when halo > 0.
  *
+ *   Moving lattice (lattice=moving): the patch grid of step s sits at canvas positions
+ *   phase + k * stride, with phase (s mod stride) in rows and ((s + s / stride) mod
+ *   stride) in columns (all stride^2 phases within stride^2 steps), so the grid is
+ *   placed by the item's canvas offset, not by the window. A fixed grid imprints a faint
+ *   lattice at the stride (the blend of disagreeing estimates is position-dependent);
+ *   moving it every step spreads that over all phases, and the tile borders of a
+ *   shifted torus grid stop coinciding with it. Tiling stays exact: the auto halo is
+ *   patch - 1 (every patch covering a core position at any phase lies in the window),
+ *   the window's own edges get no extra patches (the few halo elements no grid patch
+ *   covers are output as 0; engines keep only the core), and a window without a halo
+ *   is a whole canvas, whose edges get the extra patches as usual. The multiple-of-
+ *   stride rules above do not apply. Offsets wrap with the canvas, so on a canvas that
+ *   is not a multiple of the stride the grid breaks once at the wrap.
+ *
  *   Flow-matching inputs are not supported (the model declares VP time); the sampler
  *   always drives it with alpha_bar.
  *
@@ -63,12 +77,15 @@ typedef struct sdlk_exemplar_opts {
                              tile workers are the usual parallelism; an untiled
                              whole-canvas call uses this to get the same cores) */
     uint64_t seed;        /* exemplar subsampling seed (default 1) */
+    int moving_lattice;   /* "lattice=moving": the patch grid's phase is anchored to the
+                             canvas and changes with the step (see the contract);
+                             0 = "lattice=fixed" (default): the grid follows the window */
 } sdlk_exemplar_opts;
 
 void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o);
 /* Parse "key=value,key=value" (keys: patch, patch_t, stride, exemplar_stride, scales,
  * max_exemplars, tile (N or TxHxW: the core), halo (N: spatial, or TxHxW), channels,
- * batch, threads, seed) into o. SDLK_ERR_ARG names
+ * batch, threads, seed, lattice (fixed or moving)) into o. SDLK_ERR_ARG names
  * the bad key or value. An empty or NULL string changes nothing. */
 sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sdlk_error *err);
 

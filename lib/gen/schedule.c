@@ -143,6 +143,31 @@ void sdlk_sampler_step(sdlk_time_kind time, sdlk_pred_type kind, double level,
     }
 }
 
+void sdlk_sampler_step_eta(sdlk_time_kind time, sdlk_pred_type kind, double level,
+                           double next_level, double eta, const float *x, const float *pred,
+                           const float *noise, float *x_next, int64_t n)
+{
+    mix_coef m = mix_at(time, level), next = mix_at(time, next_level);
+    double sigma = 0.0;
+    if (time == SDLK_TIME_VP && eta > 0.0 && m.b > COEF_EPS && next.a > COEF_EPS) {
+        double ratio = m.a / next.a; /* sqrt(alpha_bar / alpha_bar'), < 1 */
+        double keep = 1.0 - ratio * ratio;
+        sigma = keep > 0.0 ? eta * (next.b / m.b) * sqrt(keep) : 0.0;
+        if (sigma > next.b)
+            sigma = next.b;
+    }
+    if (sigma == 0.0) {
+        sdlk_sampler_step(time, kind, level, next_level, x, pred, x_next, n);
+        return;
+    }
+    double e_coef = sqrt(next.b * next.b - sigma * sigma);
+    for (int64_t i = 0; i < n; i++) {
+        double c, e;
+        to_x0_eps(m, kind, x[i], pred[i], &c, &e);
+        x_next[i] = (float)(next.a * c + e_coef * e + sigma * noise[i]);
+    }
+}
+
 void sdlk_renoise(sdlk_time_kind time, double level, const float *x0, const float *noise,
                   float *x, int64_t n)
 {

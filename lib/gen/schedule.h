@@ -57,6 +57,19 @@ void sdlk_sampler_step(sdlk_time_kind time, sdlk_pred_type kind, double level,
                        double next_level, const float *x, const float *pred, float *x_next,
                        int64_t n);
 
+/* The stochastic DDIM step (Song et al., eq. 12) with eta in [0, 1] under VP time:
+ *     sigma  = eta * (B'/B) * sqrt(1 - (A/A')^2)
+ *     x_next = A' x0 + sqrt(B'^2 - sigma^2) e + sigma z
+ * with z = noise[i] (standard normal, the caller's: counter-based by canvas position, so
+ * tiling changes nothing). eta 0 is sdlk_sampler_step; eta 1 is the DDPM posterior
+ * sample. Fresh noise keeps the sample's variance where a smoothing denoiser (one that
+ * averages estimates, like the exemplar model's patch blend) would lose a little at
+ * every deterministic step. Under flow time, or at the last step (next level 1 = clean),
+ * sigma is 0 and this is the deterministic step. x_next may alias x. */
+void sdlk_sampler_step_eta(sdlk_time_kind time, sdlk_pred_type kind, double level,
+                           double next_level, double eta, const float *x, const float *pred,
+                           const float *noise, float *x_next, int64_t n);
+
 /* x = renoise(x0, noise) at `level` (x may alias x0). */
 void sdlk_renoise(sdlk_time_kind time, double level, const float *x0, const float *noise,
                   float *x, int64_t n);

@@ -70,6 +70,9 @@ typedef struct sdlk_serve_live_opts {
     sdlk_cache_opts cache;   /* region cache per tiled request; enabled 0 (a zeroed
                                 struct): off. On: start from sdlk_cache_opts_init and
                                 set tau (SDLK_SERVE_CACHE_TAU unless told) */
+    double eta;              /* DDIM stochasticity in [0, 1] (0: deterministic DDIM); its
+                                noise is counter-based by canvas position and step, so
+                                tiled and untiled runs still agree */
 } sdlk_serve_live_opts;
 
 typedef struct sdlk_serve_live sdlk_serve_live;

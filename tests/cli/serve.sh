@@ -22,6 +22,8 @@ expect_exit 2 - "bad policy" -- "$TOOL" --policy lifo
 expect_exit 2 - "sim without a profile" -- "$TOOL" --clock sim
 expect_exit 2 - "sim with a missing profile" -- "$TOOL" --clock sim --profile "$WORK/none.json"
 expect_exit 2 - "batch 0" -- "$TOOL" --batch 0
+expect_exit 2 - "eta above 1" -- "$TOOL" --eta 1.5
+expect_exit 2 - "eta not a number" -- "$TOOL" --eta lots
 expect_exit 1 - "missing input" -- "$TOOL" --profile "$WORK/none.json" "$WORK/no-such-trace"
 
 # ---- live: two good requests and three bad ones ----------------------------------------

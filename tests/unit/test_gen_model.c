@@ -223,6 +223,48 @@ START_TEST(ddim_step_lands_on_renoised_sample)
 }
 END_TEST
 
+/* The stochastic DDIM step against the DDPM/DDIM posterior written out in alpha_bar
+ * terms (Song et al. eq. 12): sigma^2 = eta^2 (1 - ab') / (1 - ab) (1 - ab / ab'),
+ * x' = sqrt(ab') x0 + sqrt(1 - ab' - sigma^2) e + sigma z. eta 0, the last step (ab' = 1)
+ * and flow time are the deterministic step, bit for bit. */
+START_TEST(ddim_eta_step_matches_posterior)
+{
+    enum { N = 200 };
+    uint64_t rng = 9;
+    float x0[N], e[N], z[N], x[N], pred[N], got[N], det[N];
+    fill_uniform(x0, N, &rng);
+    sdlk_gaussian_fill(4, 0, e, N);
+    sdlk_gaussian_fill(5, 0, z, N);
+    double ab = sdlk_alpha_bar(700), ab_next = sdlk_alpha_bar(500);
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)(sqrt(ab) * x0[i] + sqrt(1 - ab) * e[i]);
+        pred[i] = x0[i]; /* an x0 prediction that is exact */
+    }
+    const double etas[] = {0.3, 1.0};
+    for (int k = 0; k < 2; k++) {
+        double eta = etas[k];
+        double sigma2 = eta * eta * (1 - ab_next) / (1 - ab) * (1 - ab / ab_next);
+        sdlk_sampler_step_eta(SDLK_TIME_VP, SDLK_PRED_X0, ab, ab_next, eta, x, pred, z, got, N);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double expect = sqrt(ab_next) * x0[i] + sqrt(1 - ab_next - sigma2) * e[i] +
+                            sqrt(sigma2) * z[i];
+            worst = fmax(worst, fabs(expect - got[i]));
+        }
+        ck_assert_msg(worst < 2e-5, "eta %g: max error %g", eta, worst);
+    }
+    sdlk_sampler_step(SDLK_TIME_VP, SDLK_PRED_X0, ab, ab_next, x, pred, det, N);
+    sdlk_sampler_step_eta(SDLK_TIME_VP, SDLK_PRED_X0, ab, ab_next, 0.0, x, pred, z, got, N);
+    ck_assert(memcmp(got, det, sizeof got) == 0);
+    sdlk_sampler_step(SDLK_TIME_VP, SDLK_PRED_X0, ab, 1.0, x, pred, det, N);
+    sdlk_sampler_step_eta(SDLK_TIME_VP, SDLK_PRED_X0, ab, 1.0, 1.0, x, pred, z, got, N);
+    ck_assert(memcmp(got, det, sizeof got) == 0);
+    sdlk_sampler_step(SDLK_TIME_FLOW, SDLK_PRED_X0, 0.6, 0.4, x, pred, det, N);
+    sdlk_sampler_step_eta(SDLK_TIME_FLOW, SDLK_PRED_X0, 0.6, 0.4, 1.0, x, pred, z, got, N);
+    ck_assert(memcmp(got, det, sizeof got) == 0);
+}
+END_TEST
+
 /* ---- noise ------------------------------------------------------------------------ */
 
 START_TEST(gaussian_fill_is_standard_normal_and_sliceable)
@@ -773,8 +815,7 @@ START_TEST(exemplar_video_tiles_match_reference)
         ref_collect(ref, VT, VH, VW, g, 2, &patches, &n);
         sdlk_exemplar_opts o;
         sdlk_exemplar_opts_init(&o);
-        o.halo[0] = o.halo[1] = o.halo[2] = 0;
-    o.halo[0] = o.halo[1] = o.halo[2] = 0; /* the raw model on whole tiles */
+        o.halo[0] = o.halo[1] = o.halo[2] = 0; /* the raw model on whole tiles */
         o.patch = 4;
         o.patch_t = cases[c].pt;
         o.stride = cases[c].stride;
@@ -1065,13 +1106,19 @@ START_TEST(exemplar_options_parse)
     ck_assert_int_eq(o.channels, 4);
     ck_assert_int_eq(o.max_batch, 2);
     ck_assert(o.seed == UINT64_MAX);
+    ck_assert_int_eq(o.moving_lattice, 0);
+    ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "lattice=moving", &err), SDLK_OK);
+    ck_assert_int_eq(o.moving_lattice, 1);
+    ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "lattice=fixed", &err), SDLK_OK);
+    ck_assert_int_eq(o.moving_lattice, 0);
     ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "tile=40", &err), SDLK_OK);
     ck_assert(o.tile[0] == 1 && o.tile[1] == 40 && o.tile[2] == 40);
 
     const char *bad[][2] = {{"colour=3", "colour"}, {"patch=abc", "patch"},
                             {"patch=0", "patch"},   {"tile=3x4", "tile"},
                             {"seed=-1", "seed"},    {"patch", "patch"},
-                            {"batch=2x", "batch"},  {"tile=1x2x3x4", "tile"}};
+                            {"batch=2x", "batch"},  {"tile=1x2x3x4", "tile"},
+                            {"lattice=wobbly", "lattice"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         before = o;
         sdlk_error e = {0};
@@ -1086,8 +1133,7 @@ START_TEST(exemplar_options_parse)
     } invalid[] = {{"patch=65"}, {"patch_t=2"}, {"patch=4,stride=5"}};
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         sdlk_exemplar_opts_init(&o);
-        o.halo[0] = o.halo[1] = o.halo[2] = 0;
-    o.halo[0] = o.halo[1] = o.halo[2] = 0; /* the raw model on whole tiles */
+        o.halo[0] = o.halo[1] = o.halo[2] = 0; /* the raw model on whole tiles */
         ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, invalid[i].spec, &err), SDLK_OK);
         sdlk_denoiser *d = (sdlk_denoiser *)1;
         sdlk_error e = {0};
@@ -1115,6 +1161,13 @@ START_TEST(denoiser_specs)
     ck_assert_int_eq(d->desc.max_batch, 16);
     ck_assert_int_ge(d->desc.workers, 1);
     ck_assert_int_eq(sdlk_denoiser_tile_numel(&d->desc), 72 * 72 * 3);
+    sdlk_denoiser_destroy(d);
+    /* a moving grid can sit at any phase: the auto halo is patch - 1, and a core that is
+     * not a multiple of the stride is fine (the grid is placed by canvas position) */
+    ck_assert_int_eq(sdlk_denoiser_open_spec("exemplar:lattice=moving,tile=62", NULL, 0, &d,
+                                             &err),
+                     SDLK_OK);
+    ck_assert(d->desc.tile[1] == 76 && d->desc.halo[1] == 7 && d->desc.halo[2] == 7);
     sdlk_denoiser_destroy(d);
     ck_assert_int_eq(sdlk_denoiser_open_spec("exemplar:halo=0", NULL, 0, &d, &err), SDLK_OK);
     ck_assert(d->desc.tile[1] == 64 && d->desc.halo[1] == 0);
@@ -1174,7 +1227,7 @@ int main(void)
     openblas_set_num_threads(1);
     return UNIT_RUN("gen_model", alpha_bar_matches_scaled_linear,
                     schedule_visits_published_timesteps, pred_conversions_round_trip,
-                    ddim_step_lands_on_renoised_sample,
+                    ddim_step_lands_on_renoised_sample, ddim_eta_step_matches_posterior,
                     gaussian_fill_is_standard_normal_and_sliceable, canvas_alloc_and_errors,
                     canvas_u8_round_trip, resize_matches_keys_reference,
                     resize_keeps_constants_and_smooth_images, lowpass_removes_fine_detail,

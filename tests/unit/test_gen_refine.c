@@ -1139,6 +1139,28 @@ START_TEST(refine_halo_makes_tiling_invisible)
 }
 END_TEST
 
+/* The moving patch grid (lattice=moving) is placed by canvas position and step, so its
+ * auto halo (patch - 1) makes tiling exact too, for cores that are not multiples of the
+ * stride and for one core over the whole canvas; and it is a different model from the
+ * fixed grid (the comparison can fail). */
+START_TEST(refine_moving_lattice_tiles_exactly)
+{
+    const char *base = "exemplar:max_exemplars=256,lattice=moving,tile=";
+    char s32[96], s30[96], s60[96], s64[96], fixed[96];
+    snprintf(s32, sizeof s32, "%s32", base);
+    snprintf(s30, sizeof s30, "%s30", base);
+    snprintf(s60, sizeof s60, "%s60", base);
+    snprintf(s64, sizeof s64, "%s64", base);
+    snprintf(fixed, sizeof fixed, "exemplar:max_exemplars=256,tile=32");
+    double d = exemplar_refine_diff(s32, s64, 1, 64);
+    ck_assert_msg(d < 1e-4, "moving grid, 32 vs 64 cores: max difference %g", d);
+    d = exemplar_refine_diff(s30, s60, 0, 60); /* 30: not a multiple of the stride */
+    ck_assert_msg(d < 1e-4, "moving grid, 30 vs 60 cores: max difference %g", d);
+    d = exemplar_refine_diff(s32, fixed, 1, 64);
+    ck_assert_msg(d > 1e-2, "moving and fixed grids should differ (difference %g)", d);
+}
+END_TEST
+
 int main(void)
 {
     return UNIT_RUN("gen_refine", torus_read_matches_tile_extract, cache_matches_reference,
@@ -1148,5 +1170,5 @@ int main(void)
                     refine_ilvr_follows_sketch, refine_passes_denoiser_errors, refine_cancels,
                     refine_rejects_bad_arguments, refine_halo_makes_tiling_invisible,
                     refine_ilvr_passes_back_project, refine_from_noise_starts_from_the_noise,
-                    refine_known_frames_are_pinned);
+                    refine_known_frames_are_pinned, refine_moving_lattice_tiles_exactly);
 }

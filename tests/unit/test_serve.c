@@ -657,6 +657,96 @@ START_TEST(live_cache_skips_tiles)
 }
 END_TEST
 
+/* Live generation of one 64x96 request of 8 steps, tiled (32 px cores) or untiled,
+ * with sampler noise eta; returns the decoded image (u8, [64, 96, 3]). */
+static void live_generate(const char *model, sdlk_serve_policy policy, double eta,
+                          const char *dir, const char *id, sdlk_tensor *img)
+{
+    const char *data = getenv("SDL_TESTDATA");
+    ck_assert_msg(data != NULL, "SDL_TESTDATA is not set");
+    char ref[1024];
+    snprintf(ref, sizeof ref, "%s/coins.png", data);
+    sdlk_serve_live_opts lo = {.model = model, .out_dir = dir, .threads = 2, .batch = 4,
+                               .eta = eta};
+    sdlk_serve_live *live = NULL;
+    sdlk_error err = {0};
+    ck_assert_msg(sdlk_serve_live_create(&lo, &live, &err) == SDLK_OK, "%s", err.msg);
+    sdlk_serve_backend backend;
+    sdlk_serve_live_backend(live, &backend);
+    sdlk_serve_config cfg;
+    sdlk_serve_config_init(&cfg);
+    cfg.policy = policy;
+    cfg.batch = 4;
+    int64_t core[3];
+    sdlk_serve_live_core(live, core);
+    sdlk_serve_profile_init(&cfg.profile, core, 4);
+    cfg.profile.tiled_b_ms = 1;
+    cfg.backend = &backend;
+    collected c = {0};
+    cfg.on_result = collect;
+    cfg.result_ctx = &c;
+    sdlk_serve_engine *e = NULL;
+    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &e, &err), SDLK_OK);
+    sdlk_serve_request r = {.height = 64, .width = 96, .steps = 8, .arrival_ms = 0,
+                            .slo_ms = 1e9, .seed = 11, .reference = ref};
+    snprintf(r.id, sizeof r.id, "%s", id);
+    ck_assert_int_eq(sdlk_serve_engine_submit(e, &r, &err), SDLK_OK);
+    ck_assert_msg(sdlk_serve_engine_run(e, &err) == SDLK_OK, "%s", err.msg);
+    ck_assert_int_eq(c.n, 1);
+    ck_assert_msg(c.r[0].outcome == SDLK_SERVE_SERVED, "%s", c.r[0].error);
+    sdlk_serve_engine_destroy(e);
+    sdlk_serve_live_destroy(live);
+    sdlk_tensor_init(img);
+    ck_assert_msg(sdlk_image_read(c.r[0].output, img, NULL, &err) == SDLK_OK, "%s", err.msg);
+    unlink(c.r[0].output);
+}
+
+/* Largest |a - b| over the pixels at least `margin` from the image border. */
+static int interior_max_diff(const sdlk_tensor *a, const sdlk_tensor *b, int64_t margin)
+{
+    int worst = 0;
+    for (int64_t y = margin; y < a->shape[0] - margin; y++)
+        for (int64_t x = margin; x < a->shape[1] - margin; x++)
+            for (int64_t k = 0; k < 3; k++) {
+                int64_t idx[3] = {y, x, k};
+                int d = (int)fabs(sdlk_tensor_get(a, idx) - sdlk_tensor_get(b, idx));
+                worst = d > worst ? d : worst;
+            }
+    return worst;
+}
+
+/* The sampler noise (eta) is drawn by canvas position and step, and the moving patch
+ * grid is placed by canvas position: with the exact halo (patch - 1), 32 px cores give
+ * the image that one core over the whole (wrapping) canvas gives, to u8 rounding,
+ * although the grids differ and move differently. (Against the untiled policy the
+ * border differs -- a canvas has edges where the torus wraps -- and that difference
+ * spreads by a halo per step.) eta changes the image; the same eta twice does not. */
+START_TEST(live_eta_tiled_equals_one_core)
+{
+    char dir[] = "/tmp/sdl-test-serve-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *model = "exemplar:tile=32,max_exemplars=256,halo=7";
+    sdlk_tensor tiled, whole, again, plain;
+    live_generate(model, SDLK_SERVE_POLICY_TILE_FCFS, 0.5, dir, "tiled", &tiled);
+    live_generate("exemplar:tile=1x64x96,max_exemplars=256,halo=7",
+                  SDLK_SERVE_POLICY_TILE_FCFS, 0.5, dir, "whole", &whole);
+    live_generate(model, SDLK_SERVE_POLICY_TILE_FCFS, 0.5, dir, "again", &again);
+    live_generate(model, SDLK_SERVE_POLICY_TILE_FCFS, 0.0, dir, "plain", &plain);
+    rmdir(dir);
+    ck_assert_int_eq(tiled.shape[0], 64);
+    ck_assert_int_eq(tiled.shape[1], 96);
+    int diff = interior_max_diff(&tiled, &whole, 0);
+    ck_assert_msg(diff <= 1, "32 px cores vs one core: max difference %d", diff);
+    ck_assert_int_eq(interior_max_diff(&tiled, &again, 0), 0);
+    diff = interior_max_diff(&tiled, &plain, 8);
+    ck_assert_msg(diff > 8, "eta 0.5 vs 0: max difference only %d", diff);
+    sdlk_tensor_free(&tiled);
+    sdlk_tensor_free(&whole);
+    sdlk_tensor_free(&again);
+    sdlk_tensor_free(&plain);
+}
+END_TEST
+
 /* ---- the tile store ------------------------------------------------------------------ */
 
 START_TEST(store_grids_shift)
@@ -700,5 +790,6 @@ int main(void)
                     predictor_fits_a_line, profile_roundtrip, policies_hand_schedules,
                     grouped_batches_same_size, edf_admission, sim_event_sequence,
                     drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift,
-                    sim_charges_skipped_tiles_nothing, live_cache_skips_tiles);
+                    sim_charges_skipped_tiles_nothing, live_cache_skips_tiles,
+                    live_eta_tiled_equals_one_core);
 }
