@@ -583,34 +583,30 @@ START_TEST(sim_charges_skipped_tiles_nothing)
 }
 END_TEST
 
-/* Live: one 64x128 request (8 cores of 32) of 10 steps with the exemplar model, served
- * with the cache off and on (a threshold no error reaches). Off: every tile-step is
- * computed. On: the cache may skip only after the warm-up (5 steps), never the last
- * step, and only tiles computed twice -- so some of steps 5..8 are skipped and the
- * others computed; the PNG is written and decodes at the requested size either way. */
-static void live_cache_run(int cache_on, const char *dir, sdlk_serve_result *out)
+/* Serve one live request (reference coins.png, 2 tile workers, calls of 4 tiles) with
+ * `lo`'s model, cache and eta under `policy`; returns its result and decodes its PNG
+ * into *img (which must then be the requested size), removing the file. */
+static void live_serve_one(sdlk_serve_live_opts *lo, sdlk_serve_policy policy, const char *id,
+                           int64_t height, int64_t width, int steps, uint64_t seed,
+                           sdlk_serve_result *out, sdlk_tensor *img)
 {
     const char *data = getenv("SDL_TESTDATA");
     ck_assert_msg(data != NULL, "SDL_TESTDATA is not set");
     char ref[1024];
     snprintf(ref, sizeof ref, "%s/coins.png", data);
-    sdlk_serve_live_opts lo = {.model = "exemplar:tile=32,max_exemplars=256", .out_dir = dir,
-                               .threads = 2, .batch = 4};
-    sdlk_cache_opts_init(&lo.cache);
-    lo.cache.enabled = cache_on;
-    lo.cache.tau = 1e9;
+    lo->threads = 2;
+    lo->batch = 4;
     sdlk_serve_live *live = NULL;
     sdlk_error err = {0};
-    ck_assert_msg(sdlk_serve_live_create(&lo, &live, &err) == SDLK_OK, "%s", err.msg);
+    ck_assert_msg(sdlk_serve_live_create(lo, &live, &err) == SDLK_OK, "%s", err.msg);
     sdlk_serve_backend backend;
     sdlk_serve_live_backend(live, &backend);
     sdlk_serve_config cfg;
     sdlk_serve_config_init(&cfg);
-    cfg.policy = SDLK_SERVE_POLICY_TILE_FCFS;
+    cfg.policy = policy;
     cfg.batch = 4;
     int64_t core[3];
     sdlk_serve_live_core(live, core);
-    ck_assert_int_eq(core[1], 32);
     sdlk_serve_profile_init(&cfg.profile, core, 4);
     cfg.profile.tiled_b_ms = 1;
     cfg.backend = &backend;
@@ -619,9 +615,9 @@ static void live_cache_run(int cache_on, const char *dir, sdlk_serve_result *out
     cfg.result_ctx = &c;
     sdlk_serve_engine *e = NULL;
     ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &e, &err), SDLK_OK);
-    sdlk_serve_request r = {.height = 64, .width = 128, .steps = 10, .arrival_ms = 0,
-                            .slo_ms = 1e9, .seed = 5, .reference = ref};
-    snprintf(r.id, sizeof r.id, "cache-%s", cache_on ? "on" : "off");
+    sdlk_serve_request r = {.height = height, .width = width, .steps = steps,
+                            .arrival_ms = 0, .slo_ms = 1e9, .seed = seed, .reference = ref};
+    snprintf(r.id, sizeof r.id, "%s", id);
     ck_assert_int_eq(sdlk_serve_engine_submit(e, &r, &err), SDLK_OK);
     ck_assert_msg(sdlk_serve_engine_run(e, &err) == SDLK_OK, "%s", err.msg);
     ck_assert_int_eq(c.n, 1);
@@ -629,13 +625,28 @@ static void live_cache_run(int cache_on, const char *dir, sdlk_serve_result *out
     *out = c.r[0];
     sdlk_serve_engine_destroy(e);
     sdlk_serve_live_destroy(live);
-    sdlk_tensor img;
-    sdlk_tensor_init(&img);
-    ck_assert_msg(sdlk_image_read(out->output, &img, NULL, &err) == SDLK_OK, "%s", err.msg);
-    ck_assert_int_eq(img.shape[0], 64);
-    ck_assert_int_eq(img.shape[1], 128);
-    sdlk_tensor_free(&img);
+    sdlk_tensor_init(img);
+    ck_assert_msg(sdlk_image_read(out->output, img, NULL, &err) == SDLK_OK, "%s", err.msg);
+    ck_assert_int_eq(img->shape[0], height);
+    ck_assert_int_eq(img->shape[1], width);
     unlink(out->output);
+}
+
+/* Live: one 64x128 request (8 cores of 32) of 10 steps with the exemplar model, served
+ * with the cache off and on (a threshold no error reaches). Off: every tile-step is
+ * computed. On: the cache may skip only after the warm-up (5 steps), never the last
+ * step, and only tiles computed twice -- so some of steps 5..8 are skipped and the
+ * others computed; the PNG is written and decodes at the requested size either way. */
+static void live_cache_run(int cache_on, const char *dir, sdlk_serve_result *out)
+{
+    sdlk_serve_live_opts lo = {.model = "exemplar:tile=32,max_exemplars=256", .out_dir = dir};
+    sdlk_cache_opts_init(&lo.cache);
+    lo.cache.enabled = cache_on;
+    lo.cache.tau = 1e9;
+    sdlk_tensor img;
+    live_serve_one(&lo, SDLK_SERVE_POLICY_TILE_FCFS, cache_on ? "cache-on" : "cache-off", 64,
+                   128, 10, 5, out, &img);
+    sdlk_tensor_free(&img);
 }
 
 START_TEST(live_cache_skips_tiles)
@@ -657,48 +668,14 @@ START_TEST(live_cache_skips_tiles)
 }
 END_TEST
 
-/* Live generation of one 64x96 request of 8 steps, tiled (32 px cores) or untiled,
- * with sampler noise eta; returns the decoded image (u8, [64, 96, 3]). */
-static void live_generate(const char *model, sdlk_serve_policy policy, double eta,
-                          const char *dir, const char *id, sdlk_tensor *img)
+/* Live generation of one 64x96 request of 8 steps with sampler noise eta (tile-fcfs);
+ * returns the decoded image (u8, [64, 96, 3]). */
+static void live_generate(const char *model, double eta, const char *dir, const char *id,
+                          sdlk_tensor *img)
 {
-    const char *data = getenv("SDL_TESTDATA");
-    ck_assert_msg(data != NULL, "SDL_TESTDATA is not set");
-    char ref[1024];
-    snprintf(ref, sizeof ref, "%s/coins.png", data);
-    sdlk_serve_live_opts lo = {.model = model, .out_dir = dir, .threads = 2, .batch = 4,
-                               .eta = eta};
-    sdlk_serve_live *live = NULL;
-    sdlk_error err = {0};
-    ck_assert_msg(sdlk_serve_live_create(&lo, &live, &err) == SDLK_OK, "%s", err.msg);
-    sdlk_serve_backend backend;
-    sdlk_serve_live_backend(live, &backend);
-    sdlk_serve_config cfg;
-    sdlk_serve_config_init(&cfg);
-    cfg.policy = policy;
-    cfg.batch = 4;
-    int64_t core[3];
-    sdlk_serve_live_core(live, core);
-    sdlk_serve_profile_init(&cfg.profile, core, 4);
-    cfg.profile.tiled_b_ms = 1;
-    cfg.backend = &backend;
-    collected c = {0};
-    cfg.on_result = collect;
-    cfg.result_ctx = &c;
-    sdlk_serve_engine *e = NULL;
-    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &e, &err), SDLK_OK);
-    sdlk_serve_request r = {.height = 64, .width = 96, .steps = 8, .arrival_ms = 0,
-                            .slo_ms = 1e9, .seed = 11, .reference = ref};
-    snprintf(r.id, sizeof r.id, "%s", id);
-    ck_assert_int_eq(sdlk_serve_engine_submit(e, &r, &err), SDLK_OK);
-    ck_assert_msg(sdlk_serve_engine_run(e, &err) == SDLK_OK, "%s", err.msg);
-    ck_assert_int_eq(c.n, 1);
-    ck_assert_msg(c.r[0].outcome == SDLK_SERVE_SERVED, "%s", c.r[0].error);
-    sdlk_serve_engine_destroy(e);
-    sdlk_serve_live_destroy(live);
-    sdlk_tensor_init(img);
-    ck_assert_msg(sdlk_image_read(c.r[0].output, img, NULL, &err) == SDLK_OK, "%s", err.msg);
-    unlink(c.r[0].output);
+    sdlk_serve_live_opts lo = {.model = model, .out_dir = dir, .eta = eta};
+    sdlk_serve_result r;
+    live_serve_one(&lo, SDLK_SERVE_POLICY_TILE_FCFS, id, 64, 96, 8, 11, &r, img);
 }
 
 /* Largest |a - b| over the pixels at least `margin` from the image border. */
@@ -727,14 +704,11 @@ START_TEST(live_eta_tiled_equals_one_core)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     const char *model = "exemplar:tile=32,max_exemplars=256,halo=7";
     sdlk_tensor tiled, whole, again, plain;
-    live_generate(model, SDLK_SERVE_POLICY_TILE_FCFS, 0.5, dir, "tiled", &tiled);
-    live_generate("exemplar:tile=1x64x96,max_exemplars=256,halo=7",
-                  SDLK_SERVE_POLICY_TILE_FCFS, 0.5, dir, "whole", &whole);
-    live_generate(model, SDLK_SERVE_POLICY_TILE_FCFS, 0.5, dir, "again", &again);
-    live_generate(model, SDLK_SERVE_POLICY_TILE_FCFS, 0.0, dir, "plain", &plain);
+    live_generate(model, 0.5, dir, "tiled", &tiled);
+    live_generate("exemplar:tile=1x64x96,max_exemplars=256,halo=7", 0.5, dir, "whole", &whole);
+    live_generate(model, 0.5, dir, "again", &again);
+    live_generate(model, 0.0, dir, "plain", &plain);
     rmdir(dir);
-    ck_assert_int_eq(tiled.shape[0], 64);
-    ck_assert_int_eq(tiled.shape[1], 96);
     int diff = interior_max_diff(&tiled, &whole, 0);
     ck_assert_msg(diff <= 1, "32 px cores vs one core: max difference %d", diff);
     ck_assert_int_eq(interior_max_diff(&tiled, &again, 0), 0);
