@@ -656,29 +656,6 @@ static void print_summary(const sdl_cli *cli, const supergen_args *a, const sket
     }
 }
 
-/* The largest chunk whose working set fits the memory budget: per frame, the canvas
- * being refined and its double buffer, with the cache 3 history canvases, at the padded
- * size, plus the output-size frames (upscale, blend, ILVR scratch). An explicit --chunk
- * is kept (the user asked for it); the default is lowered, never below one temporal
- * tile, and the overlap with it. */
-static int64_t fit_chunk(const supergen_args *a, const sdlk_denoiser_desc *desc,
-                         int64_t out_h, int64_t out_w, int64_t chunk, int64_t overlap)
-{
-    int64_t core[3];
-    sdlk_denoiser_core(desc, core);
-    double padded = (double)((out_h + core[1] - 1) / core[1] * core[1]) *
-                    (double)((out_w + core[2] - 1) / core[2] * core[2]) * 3 * sizeof(float);
-    double frame = (double)out_h * (double)out_w * 3 * sizeof(float);
-    double per_frame = padded * (2 + (a->cache ? 3 : 0));
-    double fixed = frame * (double)(3 + overlap);
-    double budget = (double)a->max_memory_mib * 1048576.0;
-    int64_t fit = budget > fixed ? (int64_t)((budget - fixed) / per_frame) : 0;
-    fit = fit / core[0] * core[0];
-    if (fit < core[0])
-        fit = core[0];
-    return fit < chunk ? fit : chunk;
-}
-
 /* Build the refinement options from the command line and the model's description. */
 static sdlk_status make_opts(const supergen_args *a, sdlk_denoiser *model, int threads,
                              sdlk_supergen_opts *o, sdlk_error *err)
@@ -703,13 +680,15 @@ static sdlk_status make_opts(const supergen_args *a, sdlk_denoiser *model, int t
     return st;
 }
 
-/* The chunk to fit --max-memory, unless --chunk was given. */
+/* Lower the default chunk (and its overlap) to what fits --max-memory
+ * (sdlk_supergen_fit_chunk); an explicit --chunk is kept: the user asked for it. */
 static void choose_chunk(const sdl_cli *cli, const supergen_args *a,
                          const sdlk_denoiser_desc *desc, sdlk_supergen_opts *opts)
 {
     if (a->chunk_given)
         return;
-    int64_t fit = fit_chunk(a, desc, opts->out_h, opts->out_w, opts->chunk, opts->overlap);
+    int64_t fit = sdlk_supergen_fit_chunk(desc, opts->out_h, opts->out_w, a->cache, opts->chunk,
+                                          opts->overlap, (double)a->max_memory_mib * 1048576.0);
     if (fit >= opts->chunk)
         return;
     /* A short chunk keeps a short overlap: each frame is refined chunk / (chunk - overlap)

@@ -253,6 +253,25 @@ static void run_free(supergen_run *run)
     sdlk_canvas_free(&run->blended);
 }
 
+int64_t sdlk_supergen_fit_chunk(const sdlk_denoiser_desc *desc, int64_t out_h, int64_t out_w,
+                                int cache_on, int64_t chunk, int64_t overlap,
+                                double budget_bytes)
+{
+    int64_t core[3];
+    sdlk_denoiser_core(desc, core);
+    /* what run_alloc and refine allocate (keep the two in step) */
+    double padded = (double)round_up(out_h, core[1]) * (double)round_up(out_w, core[2]) * 3 *
+                    sizeof(float);
+    double frame = (double)out_h * (double)out_w * 3 * sizeof(float);
+    double per_frame = padded * (2 + (cache_on ? 3 : 0));
+    double fixed = frame * (double)(3 + overlap);
+    int64_t fit = budget_bytes > fixed ? (int64_t)((budget_bytes - fixed) / per_frame) : 0;
+    fit = fit / core[0] * core[0];
+    if (fit < core[0])
+        fit = core[0];
+    return fit < chunk ? fit : chunk;
+}
+
 /* Size everything after the first frame told the sketch size. */
 static sdlk_status run_alloc(supergen_run *run, const sdlk_tensor *first, sdlk_error *err)
 {

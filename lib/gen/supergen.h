@@ -71,6 +71,16 @@ typedef struct sdlk_supergen_stats {
     sdlk_refine_stats refine;           /* summed over chunks (busy_s added) */
 } sdlk_supergen_stats;
 
+/* The largest chunk (frames, a multiple of the model's temporal tile, at least one tile
+ * and at most `chunk`) whose stage-2 working memory fits `budget_bytes` for an output of
+ * out_h x out_w: per chunk frame the padded working canvas and refine's second buffer
+ * (+3 history canvases with the region cache), plus the fixed frames (upscaled,
+ * blended, refine's ILVR frame and the `overlap` held frames). The model (weights,
+ * exemplars) and the codecs are not counted. */
+int64_t sdlk_supergen_fit_chunk(const sdlk_denoiser_desc *desc, int64_t out_h, int64_t out_w,
+                                int cache_on, int64_t chunk, int64_t overlap,
+                                double budget_bytes);
+
 /* Run stage 2 over the whole source. Errors: an empty source (SDLK_ERR_FORMAT "no
  * frames"), a frame of another size, sizes (SDLK_ERR_ARG), and whatever the source,
  * sink, denoiser and refine report. `pool` (may be NULL) parallelises resizing. */
