@@ -2,13 +2,15 @@
  * or the int8 route, whichever is faster for the widths (see man/sdl-qmatmul.1).
  *
  *   sdl-qmatmul [-o OUT] [--out int32|f32] [--route auto|bitserial|int8]
- *               [--a-name NAME] [--b-name NAME] [--abits N [--ascheme S]]
+ *               [--device cpu|gpu|auto] [--a-name NAME] [--b-name NAME] [--abits N [--ascheme S]]
  *               [--wbits M [--wscheme S]] [--threads N] [--json] A B
  *
  * A (activations, [..., K]) and B (weights, [N, K]) are files written by sdl-quantize
  * (lib/quant/qfile.h reads and validates them), or float tensors quantized on the fly
  * with --abits / --wbits. Y has A's shape with K replaced by N. The route and why it was
- * chosen go to stderr, or into the --json summary.
+ * chosen go to stderr, or into the --json summary. --device gpu runs the 1-bit
+ * tensor-core kernel (same int32 result bit for bit); the default stays cpu (see the man
+ * page for why).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/device.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "core/tensor.h"
@@ -40,6 +43,8 @@ static void usage(FILE *out)
           "      --out TYPE      f32 (default: (sum (a-za)(b-zb)) * sa * sb) or int32 (the exact\n"
           "                      integer sum, zero points applied, scales not)\n"
           "      --route R       auto (default), bitserial or int8\n"
+          "      --device D      cpu (default), gpu (the 1-bit tensor-core kernel; an error\n"
+          "                      without one) or auto (the GPU when built with CUDA and present)\n"
           "      --a-name NAME   the quantized (or float) tensor of A to use when it holds several\n"
           "      --b-name NAME   the same for B\n"
           "      --abits N       quantize a float A on the fly to N bits (1..8): asymmetric, one\n"
@@ -62,6 +67,7 @@ static void usage(FILE *out)
 enum {
     OPT_OUT = CLI_OPT_FIRST_TOOL_OPTION,
     OPT_ROUTE,
+    OPT_DEVICE,
     OPT_A_NAME,
     OPT_B_NAME,
     OPT_ABITS,
@@ -73,6 +79,7 @@ enum {
 static const struct option long_options[] = {
     {"out", required_argument, NULL, OPT_OUT},
     {"route", required_argument, NULL, OPT_ROUTE},
+    {"device", required_argument, NULL, OPT_DEVICE},
     {"a-name", required_argument, NULL, OPT_A_NAME},
     {"b-name", required_argument, NULL, OPT_B_NAME},
     {"abits", required_argument, NULL, OPT_ABITS},
@@ -96,6 +103,7 @@ typedef struct qmatmul_options {
     operand_spec a, b;
     int out_int32;
     sdlk_qgemm_route route;
+    sdlk_qgemm_device device;
     const char *output;
 } qmatmul_options;
 
@@ -159,6 +167,15 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, qmatmul_options *o
             if (sdlk_qgemm_route_parse(optarg, &opt->route, &err))
                 return cli_fail(cli, &err);
             break;
+        case OPT_DEVICE: {
+            sdlk_device d;
+            if (sdlk_device_parse(optarg, &d, &err))
+                return cli_usage_error(cli, "--device: %s", err.msg);
+            opt->device = d == SDLK_DEVICE_GPU   ? SDLK_QGEMM_DEVICE_GPU
+                          : d == SDLK_DEVICE_CPU ? SDLK_QGEMM_DEVICE_CPU
+                                                 : SDLK_QGEMM_DEVICE_AUTO;
+            break;
+        }
         case OPT_A_NAME: opt->a.name = optarg; break;
         case OPT_B_NAME: opt->b.name = optarg; break;
         case OPT_ABITS:
@@ -322,6 +339,7 @@ static sdlk_status multiply(const operand *a, const operand *b, const qmatmul_op
         return st;
     sdlk_qgemm_opts gemm = {
         .route = opt->route,
+        .device = opt->device,
         .a_zero = a->zero,
         .a_zero_count = a->zero ? ai->rows : 0,
         .b_zero = b->zero,
@@ -404,6 +422,7 @@ static void report(const sdl_cli *cli, const qmatmul_options *opt, const operand
     json_object_set_new(o, "route", json_string(sdlk_qgemm_route_name(c->route)));
     json_object_set_new(o, "isa", json_string(sdlk_qgemm_isa_name(c->isa)));
     json_object_set_new(o, "reason", json_string(c->reason));
+    json_object_set_new(o, "device", json_string(sdlk_device_name(c->device)));
     json_object_set_new(o, "seconds", json_real(p->seconds));
     double ops = 2.0 * (double)m * (double)n * (double)k;
     json_object_set_new(o, "gops", json_real(p->seconds > 0 ? ops / p->seconds * 1e-9 : 0.0));

@@ -20,11 +20,19 @@
 #include "quant/bitgemm.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "quant/bitgemm_kernels.h"
+
+#ifdef SDLK_HAVE_CUDA
+#include "kernels/bitgemm_cuda.h"
+_Static_assert(SDLK_BITPACK_WORD_ALIGN == 4,
+               "the GPU kernel steps through planes 256 bits at a time and writes requantized "
+               "planes with this alignment (sdlk_cuda_qgemm_requant_words)");
+#endif
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -77,6 +85,7 @@ const char *sdlk_qgemm_isa_name(sdlk_qgemm_isa isa)
     case SDLK_QGEMM_ISA_AUTO: return "auto";
     case SDLK_QGEMM_ISA_SCALAR: return "scalar";
     case SDLK_QGEMM_ISA_AVX2: return "avx2";
+    case SDLK_QGEMM_ISA_CUDA: return "cuda";
     }
     return "?";
 }
@@ -108,6 +117,10 @@ sdlk_status sdlk_qgemm_choose(int abits, int wbits, int64_t m, int64_t n, int64_
     memset(out, 0, sizeof *out);
     if (abits < 1 || abits > 8 || wbits < 1 || wbits > 8)
         return sdlk_error_set(err, SDLK_ERR_ARG, "bits must be 1..8, got a%d w%d", abits, wbits);
+    if (isa == SDLK_QGEMM_ISA_CUDA)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "the cuda kernel family runs on the GPU; ask for device gpu");
+    out->device = SDLK_DEVICE_CPU;
     int avx2 = cpu_has_avx2();
     if (isa == SDLK_QGEMM_ISA_AVX2 && !avx2)
         return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
@@ -162,19 +175,28 @@ static inline int64_t operand_offset(const operand *o, int64_t r)
     return o->constant - z;
 }
 
+void sdlk_qgemm_plane_weights(sdlk_qencoding encoding, int bits, int32_t weight[8],
+                              int32_t *constant)
+{
+    memset(weight, 0, sizeof(int32_t) * 8);
+    for (int i = 0; i < bits && i < 8; i++)
+        weight[i] = (int32_t)1 << i;
+    *constant = 0;
+    if (encoding == SDLK_QENC_SIGNED && bits >= 1 && bits <= 8)
+        weight[bits - 1] = -((int32_t)1 << (bits - 1));
+    else if (encoding == SDLK_QENC_BINARY) {
+        weight[0] = 2;
+        *constant = -1;
+    }
+}
+
 static void bitserial_weights(operand *o)
 {
-    const sdlk_bitpacked *p = o->p;
-    memset(o->weight, 0, sizeof o->weight);
-    for (int i = 0; i < p->bits; i++)
-        o->weight[i] = (int64_t)1 << i;
-    o->constant = 0;
-    if (p->encoding == SDLK_QENC_SIGNED)
-        o->weight[p->bits - 1] = -((int64_t)1 << (p->bits - 1));
-    else if (p->encoding == SDLK_QENC_BINARY) {
-        o->weight[0] = 2;
-        o->constant = -1;
-    }
+    int32_t w[8], c;
+    sdlk_qgemm_plane_weights(o->p->encoding, o->p->bits, w, &c);
+    for (int i = 0; i < 8; i++)
+        o->weight[i] = w[i];
+    o->constant = c;
 }
 
 /* W[r] = sum_i weight[i] * popcount(plane i of row r) */
@@ -397,12 +419,121 @@ static int64_t max_magnitude(const sdlk_bitpacked *p, const int32_t *zero, int64
     return a > b ? a : b;
 }
 
-sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
-                       const sdlk_qgemm_opts *opts_in, sdlk_pool *pool, int32_t *y_int,
-                       float *y_f32, sdlk_qgemm_choice *choice_out, sdlk_error *err)
+/* ---- device choice and the GPU route ------------------------------------------------------ */
+
+/* Where this call runs (see "Device" in bitgemm.h). */
+static sdlk_status resolve_device(const sdlk_qgemm_opts *opts, sdlk_device *where,
+                                  sdlk_error *err)
 {
-    static const sdlk_qgemm_opts no_opts;
-    const sdlk_qgemm_opts *opts = opts_in ? opts_in : &no_opts;
+    int cpu_only_request = opts->route == SDLK_QGEMM_ROUTE_INT8 ||
+                           opts->isa == SDLK_QGEMM_ISA_SCALAR || opts->isa == SDLK_QGEMM_ISA_AVX2;
+    switch (opts->device) {
+    case SDLK_QGEMM_DEVICE_CPU:
+        if (opts->isa == SDLK_QGEMM_ISA_CUDA)
+            return sdlk_error_set(err, SDLK_ERR_ARG,
+                                  "the cuda kernel family runs on the GPU; ask for device gpu");
+        *where = SDLK_DEVICE_CPU;
+        return SDLK_OK;
+    case SDLK_QGEMM_DEVICE_GPU:
+        if (cpu_only_request)
+            return sdlk_error_set(err, SDLK_ERR_ARG,
+                                  "the GPU runs the bit-serial route with its own kernel; route "
+                                  "%s / isa %s are CPU choices",
+                                  sdlk_qgemm_route_name(opts->route),
+                                  sdlk_qgemm_isa_name(opts->isa));
+        return sdlk_device_resolve(SDLK_DEVICE_GPU, where, err);
+    case SDLK_QGEMM_DEVICE_AUTO:
+        if (cpu_only_request) {
+            *where = SDLK_DEVICE_CPU;
+            return SDLK_OK;
+        }
+        if (opts->isa == SDLK_QGEMM_ISA_CUDA) /* a GPU kernel named: the GPU or an error */
+            return sdlk_device_resolve(SDLK_DEVICE_GPU, where, err);
+        return sdlk_device_resolve(SDLK_DEVICE_AUTO, where, err);
+    }
+    return sdlk_error_set(err, SDLK_ERR_ARG, "unknown GEMM device %d", (int)opts->device);
+}
+
+static void gpu_choice(const sdlk_bitpacked *a, const sdlk_bitpacked *b, sdlk_qgemm_choice *out)
+{
+    memset(out, 0, sizeof *out);
+    out->route = SDLK_QGEMM_ROUTE_BITSERIAL;
+    out->isa = SDLK_QGEMM_ISA_CUDA;
+    out->device = SDLK_DEVICE_GPU;
+    snprintf(out->reason, sizeof out->reason,
+             "GPU: w%da%d as %d plane pair%s, %lld x %lld plane rows stacked into one 1-bit "
+             "tensor-core GEMM (mma m16n8k256 AND + popcount)",
+             b->bits, a->bits, a->bits * b->bits, a->bits * b->bits == 1 ? "" : "s",
+             (long long)(a->rows * a->bits), (long long)(b->rows * b->bits));
+}
+
+#ifdef SDLK_HAVE_CUDA
+/* The kernel's view of one operand: its words as packed, the plane weights, and per row
+ * the offset constant - zero point (mod 2^32, as the CPU epilogue uses it). */
+static sdlk_status gpu_operand(const sdlk_bitpacked *p, const int32_t *zero, int64_t zero_count,
+                               const float *scale, int64_t scale_count,
+                               sdlk_cuda_qgemm_operand *out, int32_t **offsets, sdlk_error *err)
+{
+    int32_t constant;
+    sdlk_qgemm_plane_weights(p->encoding, p->bits, out->weight, &constant);
+    *offsets = malloc(sizeof(int32_t) * (size_t)(p->rows > 0 ? p->rows : 1));
+    if (!*offsets)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+    for (int64_t r = 0; r < p->rows; r++) {
+        int64_t z = zero ? zero[zero_count == 1 ? 0 : r] : 0;
+        (*offsets)[r] = (int32_t)(uint32_t)(constant - z); /* low 32 bits (can wrap) */
+    }
+    out->words = p->words;
+    out->rows = p->rows;
+    out->bits = p->bits;
+    out->offset = *offsets;
+    out->scale = scale;
+    out->scale_count = scale ? scale_count : 0;
+    return SDLK_OK;
+}
+
+/* The GPU GEMM; with `requant`, the requantized planes go to `planes` (allocated by the
+ * caller in the layout sdlk_cuda_qgemm_requant_words describes, which is bitpack.h's). */
+static sdlk_status gpu_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                             const sdlk_qgemm_opts *opts, const sdlk_qgemm_requant *requant,
+                             int32_t *y_int, float *y_f32, uint64_t *planes, sdlk_error *err)
+{
+    sdlk_cuda_qgemm_problem problem = {.k = a->k, .k_words = a->k_words,
+                                       .bitop = SDLK_CUDA_BITOP_AND,
+                                       .want_int32 = y_int != NULL, .want_f32 = y_f32 != NULL};
+    if (requant) {
+        problem.requant.bits = requant->bits;
+        problem.requant.inv_scale = requant->inv_scale;
+        problem.requant.zero = requant->zero;
+        sdlk_qencoding_range(requant->encoding, requant->bits, &problem.requant.min,
+                             &problem.requant.max);
+    }
+    int32_t *off_a = NULL, *off_b = NULL;
+    sdlk_status st = gpu_operand(a, opts->a_zero, opts->a_zero_count, opts->a_scale,
+                                 opts->a_scale_count, &problem.a, &off_a, err);
+    if (!st)
+        st = gpu_operand(b, opts->b_zero, opts->b_zero_count, opts->b_scale, opts->b_scale_count,
+                         &problem.b, &off_b, err);
+    if (!st)
+        st = sdlk_cuda_qgemm(&problem, y_int, y_f32, planes, err);
+    free(off_a);
+    free(off_b);
+    return st;
+}
+#else
+static sdlk_status gpu_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                             const sdlk_qgemm_opts *opts, const sdlk_qgemm_requant *requant,
+                             int32_t *y_int, float *y_f32, uint64_t *planes, sdlk_error *err)
+{
+    /* unreachable: resolve_device() never picks the GPU in a build without CUDA */
+    return sdlk_error_set(err, SDLK_ERR_DEVICE, "the GPU GEMM is not built (no CUDA)");
+}
+#endif
+
+/* Operands, options and the int32 range: everything both entry points refuse alike. */
+static sdlk_status check_call(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                              const sdlk_qgemm_opts *opts, int have_output, sdlk_error *err)
+{
     sdlk_status st;
     if ((st = sdlk_bitpacked_check(a, err))) {
         sdlk_error_prefix(err, "A");
@@ -416,7 +547,7 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
         return sdlk_error_set(err, SDLK_ERR_ARG,
                               "mismatched K: A has %lld codes per row, B has %lld",
                               (long long)a->k, (long long)b->k);
-    if (!y_int && !y_f32)
+    if (!have_output)
         return sdlk_error_set(err, SDLK_ERR_ARG, "no output requested (int32 and f32 both NULL)");
     if ((st = check_counts("A zero points", opts->a_zero_count, a->rows, opts->a_zero, err)) ||
         (st = check_counts("B zero points", opts->b_zero_count, b->rows, opts->b_zero, err)) ||
@@ -431,7 +562,30 @@ sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
                               "K = %lld with |a - za| up to %lld and |b - zb| up to %lld could "
                               "exceed int32; split K",
                               (long long)a->k, (long long)ma, (long long)mb);
+    return SDLK_OK;
+}
+
+sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                       const sdlk_qgemm_opts *opts_in, sdlk_pool *pool, int32_t *y_int,
+                       float *y_f32, sdlk_qgemm_choice *choice_out, sdlk_error *err)
+{
+    static const sdlk_qgemm_opts no_opts;
+    const sdlk_qgemm_opts *opts = opts_in ? opts_in : &no_opts;
+    sdlk_status st = check_call(a, b, opts, y_int || y_f32, err);
+    if (st)
+        return st;
+    sdlk_device where;
+    if ((st = resolve_device(opts, &where, err)))
+        return st;
     sdlk_qgemm_choice choice;
+    if (where == SDLK_DEVICE_GPU) {
+        gpu_choice(a, b, &choice);
+        if (choice_out)
+            *choice_out = choice;
+        if (a->rows == 0 || b->rows == 0)
+            return SDLK_OK;
+        return gpu_qgemm(a, b, opts, NULL, y_int, y_f32, NULL, err);
+    }
     if ((st = sdlk_qgemm_choose(a->bits, b->bits, a->rows, b->rows, a->k, opts->route,
                                 opts->isa, &choice, err)))
         return st;
@@ -547,5 +701,92 @@ done:
     free(J.B.u);
     free(J.A.row_sum);
     free(J.B.row_sum);
+    return st;
+}
+
+/* ---- requantize and repack for the next layer ---------------------------------------------- */
+
+static sdlk_status check_requant(const sdlk_qgemm_requant *rq, sdlk_error *err)
+{
+    if (!rq)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "no requantization given");
+    if (rq->bits < 1 || rq->bits > 8)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "requantization: bits must be 1..8, got %d",
+                              rq->bits);
+    if (rq->encoding != SDLK_QENC_UNSIGNED && rq->encoding != SDLK_QENC_SIGNED)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "requantization: %s codes are not supported (unsigned or signed)",
+                              sdlk_qencoding_name(rq->encoding));
+    if (!(rq->inv_scale > 0) || !(rq->inv_scale < INFINITY))
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "requantization: 1/scale must be positive and finite, got %g",
+                              (double)rq->inv_scale);
+    int32_t lo, hi;
+    sdlk_qencoding_range(rq->encoding, rq->bits, &lo, &hi);
+    if (rq->zero < lo || rq->zero > hi)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "requantization: zero point %d outside the codes %d..%d", rq->zero,
+                              lo, hi);
+    return SDLK_OK;
+}
+
+/* The codes of the f32 outputs, as sdlk_quantize computes them (quant.c). */
+static void requantize_codes(const float *y, int64_t count, const sdlk_qgemm_requant *rq,
+                             uint8_t *codes)
+{
+    int32_t lo_code, hi_code;
+    sdlk_qencoding_range(rq->encoding, rq->bits, &lo_code, &hi_code);
+    const float lo = (float)(lo_code - rq->zero), hi = (float)(hi_code - rq->zero);
+    for (int64_t i = 0; i < count; i++) {
+        float t = y[i] * rq->inv_scale;
+        t = t > lo ? t : lo; /* NaN -> lo, as in sdlk_quantize */
+        t = t < hi ? t : hi;
+        codes[i] = (uint8_t)((int32_t)lrintf(t) + rq->zero);
+    }
+}
+
+sdlk_status sdlk_qgemm_requantized(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                                   const sdlk_qgemm_opts *opts_in,
+                                   const sdlk_qgemm_requant *requant, sdlk_pool *pool,
+                                   sdlk_bitpacked *out, sdlk_qgemm_choice *choice_out,
+                                   sdlk_error *err)
+{
+    static const sdlk_qgemm_opts no_opts;
+    const sdlk_qgemm_opts *opts = opts_in ? opts_in : &no_opts;
+    memset(out, 0, sizeof *out);
+    sdlk_status st = check_requant(requant, err);
+    if (!st)
+        st = check_call(a, b, opts, 1, err);
+    sdlk_device where = SDLK_DEVICE_CPU;
+    if (!st)
+        st = resolve_device(opts, &where, err);
+    if (st)
+        return st;
+    if (where == SDLK_DEVICE_GPU) {
+        sdlk_qgemm_choice choice;
+        gpu_choice(a, b, &choice);
+        if (choice_out)
+            *choice_out = choice;
+        st = sdlk_bitpacked_alloc(out, a->rows, b->rows, requant->bits, requant->encoding, err);
+        if (!st && a->rows > 0 && b->rows > 0)
+            st = gpu_qgemm(a, b, opts, requant, NULL, NULL, out->words, err);
+        if (st)
+            sdlk_bitpacked_free(out);
+        return st;
+    }
+    size_t count = (size_t)a->rows * (size_t)b->rows;
+    float *y = malloc(sizeof(float) * (count ? count : 1));
+    uint8_t *codes = malloc(count ? count : 1);
+    if (!y || !codes)
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for %zu outputs", count);
+    if (!st)
+        st = sdlk_qgemm(a, b, opts, pool, NULL, y, choice_out, err);
+    if (!st) {
+        requantize_codes(y, (int64_t)count, requant, codes);
+        st = sdlk_bitpack(codes, a->rows, b->rows, b->rows, requant->bits, requant->encoding, out,
+                          err);
+    }
+    free(y);
+    free(codes);
     return st;
 }

@@ -38,12 +38,29 @@
  *   Threads: tiles of the output are spread over a core/pool.h pool (NULL = caller only);
  *   results are identical for any thread count and kernel. No global state: the choice
  *   is computed per call from the CPU's features.
+ *
+ *   Device: opts->device chooses CPU (the zero value, so options written before the GPU
+ *   kernel existed keep running on the CPU), GPU, or AUTO (core/device.h: the GPU when
+ *   sdl was built with CUDA and a device is present, else the CPU). The GPU runs the
+ *   bit-serial route as one stacked 1-bit tensor-core GEMM (kernels/bitgemm_cuda.h) with
+ *   the same epilogue identity, so its int32 output equals the CPU's bit for bit and its
+ *   f32 output is the same expression, rounded the same way. Asking for the GPU where
+ *   there is none (not built with CUDA, no device) is SDLK_ERR_DEVICE naming why, never a
+ *   silent fallback; the GPU has no int8 route and no CPU kernel family, so forcing
+ *   route int8 or isa scalar/avx2 together with device GPU is SDLK_ERR_ARG (with AUTO
+ *   they keep the call on the CPU). The choice names the device it ran on.
+ *
+ *   Requantize and repack (sdlk_qgemm_requantized): the f32 result turned into the next
+ *   layer's n-bit codes and bit planes in one call -- on the GPU inside the GEMM's
+ *   epilogue, so Y never exists in f32 in memory; on the CPU as sdlk_qgemm, then the
+ *   quantizer's arithmetic, then sdlk_bitpack. Same codes on both devices.
  */
 #ifndef SDLK_QUANT_BITGEMM_H
 #define SDLK_QUANT_BITGEMM_H
 
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/pool.h"
 #include "quant/bitpack.h"
@@ -61,8 +78,17 @@ typedef enum sdlk_qgemm_route {
 typedef enum sdlk_qgemm_isa {
     SDLK_QGEMM_ISA_AUTO = 0,
     SDLK_QGEMM_ISA_SCALAR,
-    SDLK_QGEMM_ISA_AVX2
+    SDLK_QGEMM_ISA_AVX2,
+    SDLK_QGEMM_ISA_CUDA /* the 1-bit tensor-core kernel: runs on the GPU only */
 } sdlk_qgemm_isa;
+
+/* Where sdlk_qgemm runs. Zero is the CPU, so that zero-initialised options keep their
+ * meaning; GPU and AUTO behave as SDLK_DEVICE_GPU / SDLK_DEVICE_AUTO of core/device.h. */
+typedef enum sdlk_qgemm_device {
+    SDLK_QGEMM_DEVICE_CPU = 0,
+    SDLK_QGEMM_DEVICE_GPU,
+    SDLK_QGEMM_DEVICE_AUTO
+} sdlk_qgemm_device;
 
 typedef struct sdlk_qgemm_opts {
     sdlk_qgemm_route route; /* AUTO: sdlk_qgemm_choose() decides */
@@ -75,22 +101,31 @@ typedef struct sdlk_qgemm_opts {
     int64_t a_scale_count;  /* 1 or M */
     const float *b_scale;
     int64_t b_scale_count;  /* 1 or N */
+    sdlk_qgemm_device device; /* CPU (default), GPU or AUTO: see the contract */
 } sdlk_qgemm_opts;
 
 /* What a GEMM call ran (or would run) and why, in one sentence. */
 typedef struct sdlk_qgemm_choice {
     sdlk_qgemm_route route;
     sdlk_qgemm_isa isa;
+    sdlk_device device; /* SDLK_DEVICE_CPU or SDLK_DEVICE_GPU: where it ran */
     char reason[200];
 } sdlk_qgemm_choice;
 
 const char *sdlk_qgemm_route_name(sdlk_qgemm_route route); /* "auto", "bitserial", "int8" */
-const char *sdlk_qgemm_isa_name(sdlk_qgemm_isa isa);       /* "auto", "scalar", "avx2" */
+const char *sdlk_qgemm_isa_name(sdlk_qgemm_isa isa); /* "auto", "scalar", "avx2", "cuda" */
+
+/* The bit-serial form of an encoding's codes: v = sum_p weight[p] * bit_p + *constant
+ * (weight 2^p, the top plane -2^(bits-1) for SIGNED, weight 2 and constant -1 for
+ * BINARY; unused planes weigh 0). */
+void sdlk_qgemm_plane_weights(sdlk_qencoding encoding, int bits, int32_t weight[8],
+                              int32_t *constant);
 sdlk_status sdlk_qgemm_route_parse(const char *name, sdlk_qgemm_route *out, sdlk_error *err);
 
-/* Decide route and kernel family for these operand widths and shape; honours the
- * requests in route/isa (AUTO = decide). SDLK_ERR_UNSUPPORTED when AVX2 is requested on
- * a CPU without it, SDLK_ERR_ARG for bits outside 1..8. */
+/* Decide the CPU route and kernel family for these operand widths and shape; honours
+ * the requests in route/isa (AUTO = decide). SDLK_ERR_UNSUPPORTED when AVX2 is requested
+ * on a CPU without it, SDLK_ERR_ARG for bits outside 1..8 or isa CUDA (a GPU kernel:
+ * ask sdlk_qgemm for device GPU instead). */
 sdlk_status sdlk_qgemm_choose(int abits, int wbits, int64_t m, int64_t n, int64_t k,
                               sdlk_qgemm_route route, sdlk_qgemm_isa isa,
                               sdlk_qgemm_choice *out, sdlk_error *err);
@@ -101,5 +136,28 @@ sdlk_status sdlk_qgemm_choose(int abits, int wbits, int64_t m, int64_t n, int64_
 sdlk_status sdlk_qgemm(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
                        const sdlk_qgemm_opts *opts, sdlk_pool *pool, int32_t *y_int,
                        float *y_f32, sdlk_qgemm_choice *choice, sdlk_error *err);
+
+/* The next layer's quantization of the f32 output (APNN-TC's requantize-and-repack
+ * epilogue). */
+typedef struct sdlk_qgemm_requant {
+    int bits;                /* 1..8 */
+    sdlk_qencoding encoding; /* UNSIGNED or SIGNED */
+    float inv_scale;         /* 1 / the next layer's activation scale: positive, finite */
+    int32_t zero;            /* its zero point, within the encoding's code range */
+} sdlk_qgemm_requant;
+
+/* Y = A x B^T as sdlk_qgemm computes its f32 output (same options, same devices), turned
+ * into the next layer's codes with sdlk_quantize's arithmetic,
+ *     code = rint(clamp(y * inv_scale, min - zero, max - zero)) + zero
+ * (round half to even; a NaN goes to the low end), and packed into `out` (allocated here:
+ * rows M, K' = N, requant->bits planes, requant->encoding): the next layer's A, read
+ * without unpacking. On the GPU the requantization and the packing are fused into the
+ * GEMM's epilogue, and the codes equal the CPU's. `out` is empty after a failure;
+ * SDLK_ERR_ARG for BINARY or an invalid requantization, otherwise as sdlk_qgemm. */
+sdlk_status sdlk_qgemm_requantized(const sdlk_bitpacked *a, const sdlk_bitpacked *b,
+                                   const sdlk_qgemm_opts *opts,
+                                   const sdlk_qgemm_requant *requant, sdlk_pool *pool,
+                                   sdlk_bitpacked *out, sdlk_qgemm_choice *choice,
+                                   sdlk_error *err);
 
 #endif

@@ -2,7 +2,8 @@
 # sdl-qmatmul: int32 output exactly equal to NumPy's integer matmul of the codes (zero
 # points applied), f32 output within tolerance of the dequantized float matmul, for every
 # encoding pair and both routes; the route and its reason reported; on-the-fly
-# quantization; bad inputs (exit code, one message naming the file, no output).
+# quantization; --device (cpu default, gpu equal or one clear error); bad inputs (exit code,
+# one message naming the file, no output).
 set -u
 TOOL="$SDL_BUILD_DIR/tools/sdl-qmatmul"
 QUANT="$SDL_BUILD_DIR/tools/sdl-quantize"
@@ -79,6 +80,28 @@ expect_exit 2 "$out" "--route fast" -- "$TOOL" --route fast -o "$out" "$WORK/a.s
 expect_exit 2 "$out" "one operand" -- "$TOOL" -o "$out" "$WORK/a.st"
 expect_exit 2 "$out" "both on stdin" -- "$TOOL" -o "$out" - -
 expect_exit 2 "$out" "--wscheme without --wbits" -- "$TOOL" --wscheme binary -o "$out" "$WORK/a.st" "$WORK/w.st"
+expect_exit 2 "$out" "--device tpu" -- "$TOOL" --device tpu -o "$out" "$WORK/a.st" "$WORK/w.st"
+
+# ---- --device ---------------------------------------------------------------------------------
+# cpu is the default and says so; gpu is the same int32 where there is a GPU, else one
+# clear error (exit 1, no output); auto runs wherever there is a device
+"$TOOL" --out int32 -o "$WORK/cpu.npy" "$WORK/a.st" "$WORK/w.st" 2>/dev/null || fail "default device failed"
+"$TOOL" --out int32 --device cpu --json -o "$WORK/cpu2.npy" "$WORK/a.st" "$WORK/w.st" >"$WORK/dev.json" ||
+    fail "--device cpu failed"
+grep -q '"device":"cpu"' "$WORK/dev.json" || fail "--json has no device: $(cat "$WORK/dev.json")"
+cmp -s "$WORK/cpu.npy" "$WORK/cpu2.npy" || fail "--device cpu differs from the default"
+if "$TOOL" --out int32 --device gpu -o "$WORK/gpu.npy" "$WORK/a.st" "$WORK/w.st" 2>"$WORK/stderr"; then
+    grep -q "^sdl-qmatmul: bitserial route (cuda kernels): GPU: " "$WORK/stderr" ||
+        fail "--device gpu: route line: $(cat "$WORK/stderr")"
+    cmp -s "$WORK/cpu.npy" "$WORK/gpu.npy" || fail "--device gpu: int32 differs from the CPU's"
+else
+    [ ! -e "$WORK/gpu.npy" ] || fail "--device gpu failed but left its output"
+    grep -q "^sdl-qmatmul: GPU requested but none is usable: " "$WORK/stderr" ||
+        fail "--device gpu without a GPU: $(cat "$WORK/stderr")"
+fi
+"$TOOL" --out int32 --device auto -o "$WORK/auto.npy" "$WORK/a.st" "$WORK/w.st" 2>/dev/null ||
+    fail "--device auto failed"
+cmp -s "$WORK/cpu.npy" "$WORK/auto.npy" || fail "--device auto: int32 differs from the CPU's"
 
 # ---- NumPy cross-checks ----------------------------------------------------------------------
 PY=

@@ -1,12 +1,15 @@
 /* Unit tests of lib/quant/bitpack.h and bitgemm.h: packing layout and round trips, and
  * the GEMM bit for bit against a naive int64 triple loop over the codes, for every
  * (abits, wbits) in 1..8 x 1..8 and every encoding pair, both routes, both kernel
- * families, odd shapes, zero points, scales, thread counts; bad input. */
+ * families, odd shapes, zero points, scales, thread counts; bad input; the device option
+ * (CPU by default, the GPU refused where there is none); requantize-and-repack. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/pool.h"
 #include "quant/bitgemm.h"
 #include "quant/bitpack.h"
@@ -487,6 +490,200 @@ START_TEST(int8_route_extremes_wrap_exactly)
 }
 END_TEST
 
+START_TEST(plane_weights_of_each_encoding)
+{
+    int32_t w[8], c;
+    sdlk_qgemm_plane_weights(SDLK_QENC_UNSIGNED, 3, w, &c);
+    ck_assert_int_eq(w[0], 1);
+    ck_assert_int_eq(w[1], 2);
+    ck_assert_int_eq(w[2], 4);
+    ck_assert_int_eq(w[3], 0);
+    ck_assert_int_eq(c, 0);
+    sdlk_qgemm_plane_weights(SDLK_QENC_SIGNED, 8, w, &c);
+    ck_assert_int_eq(w[6], 64);
+    ck_assert_int_eq(w[7], -128);
+    ck_assert_int_eq(c, 0);
+    sdlk_qgemm_plane_weights(SDLK_QENC_BINARY, 1, w, &c);
+    ck_assert_int_eq(w[0], 2);
+    ck_assert_int_eq(w[1], 0);
+    ck_assert_int_eq(c, -1);
+}
+END_TEST
+
+/* The device option: CPU by default (zero-initialised options and NULL), GPU refused with
+ * SDLK_ERR_DEVICE where there is none, AUTO falling back to the CPU there, CPU-only
+ * requests refused on the GPU; where a GPU is present (a CUDA build on a GPU machine)
+ * the GPU result must equal the CPU's. */
+START_TEST(device_option)
+{
+    sdlk_error err = {0};
+    int64_t m = 19, n = 23, k = 333;
+    uint8_t *ca = random_codes(m, k, 2, SDLK_QENC_UNSIGNED);
+    uint8_t *cb = random_codes(n, k, 1, SDLK_QENC_BINARY);
+    sdlk_bitpacked pa, pb;
+    ck_assert_int_eq(sdlk_bitpack(ca, m, k, k, 2, SDLK_QENC_UNSIGNED, &pa, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_bitpack(cb, n, k, k, 1, SDLK_QENC_BINARY, &pb, &err), SDLK_OK);
+    int32_t za = 2;
+    float sb = 0.25f;
+    int32_t *cpu = malloc(sizeof(int32_t) * (size_t)(m * n));
+    int32_t *other = malloc(sizeof(int32_t) * (size_t)(m * n));
+    float *cpu_f = malloc(sizeof(float) * (size_t)(m * n));
+    float *other_f = malloc(sizeof(float) * (size_t)(m * n));
+    sdlk_qgemm_choice ch;
+    /* zero-initialised options and NULL options: the CPU, as before */
+    sdlk_qgemm_opts o = {.a_zero = &za, .a_zero_count = 1, .b_scale = &sb, .b_scale_count = 1};
+    ck_assert_int_eq(o.device, SDLK_QGEMM_DEVICE_CPU);
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, cpu, cpu_f, &ch, &err), SDLK_OK);
+    ck_assert_int_eq(ch.device, SDLK_DEVICE_CPU);
+    ck_assert_int_ne(ch.isa, SDLK_QGEMM_ISA_CUDA);
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, NULL, NULL, other, NULL, &ch, &err), SDLK_OK);
+    ck_assert_int_eq(ch.device, SDLK_DEVICE_CPU);
+
+    int gpu = sdlk_gpu_count() > 0;
+    o.device = SDLK_QGEMM_DEVICE_GPU;
+    memset(other, 0x5a, sizeof(int32_t) * (size_t)(m * n));
+    sdlk_error_clear(&err);
+    sdlk_status st = sdlk_qgemm(&pa, &pb, &o, NULL, other, other_f, &ch, &err);
+    if (!gpu) {
+        ck_assert_int_eq(st, SDLK_ERR_DEVICE);
+        ck_assert_msg(strstr(err.msg, "GPU requested but none is usable"), "%s", err.msg);
+        if (!sdlk_cuda_compiled())
+            ck_assert_msg(strstr(err.msg, "built without CUDA"), "%s", err.msg);
+    } else {
+        ck_assert_msg(st == SDLK_OK, "%s", err.msg);
+        ck_assert_int_eq(ch.device, SDLK_DEVICE_GPU);
+        ck_assert_int_eq(ch.isa, SDLK_QGEMM_ISA_CUDA);
+        ck_assert_str_eq(sdlk_qgemm_isa_name(ch.isa), "cuda");
+        ck_assert_msg(strstr(ch.reason, "GPU"), "%s", ch.reason);
+        ck_assert_mem_eq(other, cpu, sizeof(int32_t) * (size_t)(m * n));
+        ck_assert_mem_eq(other_f, cpu_f, sizeof(float) * (size_t)(m * n));
+    }
+    /* AUTO: the GPU when there is one, else the CPU, with the same result */
+    o.device = SDLK_QGEMM_DEVICE_AUTO;
+    memset(other, 0x5a, sizeof(int32_t) * (size_t)(m * n));
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, other, NULL, &ch, &err), SDLK_OK);
+    ck_assert_int_eq(ch.device, gpu ? SDLK_DEVICE_GPU : SDLK_DEVICE_CPU);
+    ck_assert_mem_eq(other, cpu, sizeof(int32_t) * (size_t)(m * n));
+    /* AUTO with a CPU-only request stays on the CPU */
+    o.route = SDLK_QGEMM_ROUTE_INT8;
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, other, NULL, &ch, &err), SDLK_OK);
+    ck_assert_int_eq(ch.device, SDLK_DEVICE_CPU);
+    ck_assert_int_eq(ch.route, SDLK_QGEMM_ROUTE_INT8);
+    /* CPU-only requests on the GPU, and the GPU's kernel family on the CPU: refused */
+    o.device = SDLK_QGEMM_DEVICE_GPU;
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, other, NULL, &ch, &err), SDLK_ERR_ARG);
+    ck_assert_msg(strstr(err.msg, "route int8"), "%s", err.msg);
+    o.route = SDLK_QGEMM_ROUTE_AUTO;
+    o.isa = SDLK_QGEMM_ISA_SCALAR;
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, other, NULL, &ch, &err), SDLK_ERR_ARG);
+    o.device = SDLK_QGEMM_DEVICE_CPU;
+    o.isa = SDLK_QGEMM_ISA_CUDA;
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, other, NULL, &ch, &err), SDLK_ERR_ARG);
+    ck_assert_msg(strstr(err.msg, "device gpu"), "%s", err.msg);
+    ck_assert_int_eq(sdlk_qgemm_choose(1, 1, 4, 4, 4, SDLK_QGEMM_ROUTE_AUTO, SDLK_QGEMM_ISA_CUDA,
+                                       &ch, &err),
+                     SDLK_ERR_ARG);
+    o.isa = SDLK_QGEMM_ISA_AUTO;
+    o.device = (sdlk_qgemm_device)7;
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, other, NULL, &ch, &err), SDLK_ERR_ARG);
+    /* the device check comes after the operand checks: bad input is still ARG/FORMAT */
+    o.device = SDLK_QGEMM_DEVICE_GPU;
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, NULL, NULL, &ch, &err), SDLK_ERR_ARG);
+    free(cpu);
+    free(other);
+    free(cpu_f);
+    free(other_f);
+    free(ca);
+    free(cb);
+    sdlk_bitpacked_free(&pa);
+    sdlk_bitpacked_free(&pb);
+}
+END_TEST
+
+/* Requantize and repack: the planes are sdlk_bitpack of the quantizer's codes of the f32
+ * output (checked here against an independent loop); on a GPU the same words. */
+START_TEST(requantized_output_is_the_next_layers_operand)
+{
+    sdlk_error err = {0};
+    int64_t m = 13, n = 70, k = 200; /* n > 64: two words per plane row, padding after */
+    uint8_t *ca = random_codes(m, k, 2, SDLK_QENC_UNSIGNED);
+    uint8_t *cb = random_codes(n, k, 3, SDLK_QENC_SIGNED);
+    sdlk_bitpacked pa, pb, out, ref;
+    ck_assert_int_eq(sdlk_bitpack(ca, m, k, k, 2, SDLK_QENC_UNSIGNED, &pa, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_bitpack(cb, n, k, k, 3, SDLK_QENC_SIGNED, &pb, &err), SDLK_OK);
+    int32_t za = 1;
+    float sa = 0.05f, sb = 0.5f;
+    sdlk_qgemm_opts o = {.a_zero = &za, .a_zero_count = 1, .a_scale = &sa, .a_scale_count = 1,
+                         .b_scale = &sb, .b_scale_count = 1};
+    float *y = malloc(sizeof(float) * (size_t)(m * n));
+    uint8_t *codes = malloc((size_t)(m * n));
+    ck_assert_int_eq(sdlk_qgemm(&pa, &pb, &o, NULL, NULL, y, NULL, &err), SDLK_OK);
+    const sdlk_qencoding encs[2] = {SDLK_QENC_UNSIGNED, SDLK_QENC_SIGNED};
+    for (int e = 0; e < 2; e++)
+        for (int bits = 1; bits <= 8; bits += 3) {
+            int32_t lo, hi;
+            sdlk_qencoding_range(encs[e], bits, &lo, &hi);
+            sdlk_qgemm_requant rq = {.bits = bits, .encoding = encs[e], .inv_scale = 0.37f,
+                                     .zero = encs[e] == SDLK_QENC_UNSIGNED ? hi / 2 : 0};
+            for (int64_t i = 0; i < m * n; i++) {
+                long q = lrintf(y[i] * rq.inv_scale) + rq.zero;
+                q = q < lo ? lo : q > hi ? hi : q;
+                codes[i] = (uint8_t)q;
+            }
+            ck_assert_int_eq(sdlk_bitpack(codes, m, n, n, bits, encs[e], &ref, &err), SDLK_OK);
+            ck_assert_int_eq(sdlk_qgemm_requantized(&pa, &pb, &o, &rq, NULL, &out, NULL, &err),
+                             SDLK_OK);
+            ck_assert_int_eq(out.rows, m);
+            ck_assert_int_eq(out.k, n);
+            ck_assert_int_eq(out.bits, bits);
+            ck_assert_int_eq(out.encoding, encs[e]);
+            ck_assert_int_eq(sdlk_bitpacked_check(&out, &err), SDLK_OK);
+            ck_assert_mem_eq(out.words, ref.words,
+                             sizeof(uint64_t) * (size_t)(m * bits * ref.k_words));
+            if (sdlk_gpu_count() > 0) {
+                sdlk_bitpacked gpu;
+                sdlk_qgemm_opts og = o;
+                og.device = SDLK_QGEMM_DEVICE_GPU;
+                ck_assert_int_eq(sdlk_qgemm_requantized(&pa, &pb, &og, &rq, NULL, &gpu, NULL, &err),
+                                 SDLK_OK);
+                ck_assert_mem_eq(gpu.words, ref.words,
+                                 sizeof(uint64_t) * (size_t)(m * bits * ref.k_words));
+                sdlk_bitpacked_free(&gpu);
+            }
+            sdlk_bitpacked_free(&out);
+            sdlk_bitpacked_free(&ref);
+        }
+    /* refused: binary codes, a zero point outside the codes, a bad scale, no GPU */
+    sdlk_qgemm_requant bad = {.bits = 1, .encoding = SDLK_QENC_BINARY, .inv_scale = 1.0f};
+    ck_assert_int_eq(sdlk_qgemm_requantized(&pa, &pb, &o, &bad, NULL, &out, NULL, &err),
+                     SDLK_ERR_ARG);
+    ck_assert_ptr_null(out.words);
+    bad = (sdlk_qgemm_requant){.bits = 4, .encoding = SDLK_QENC_UNSIGNED, .inv_scale = 1.0f,
+                               .zero = 16};
+    ck_assert_int_eq(sdlk_qgemm_requantized(&pa, &pb, &o, &bad, NULL, &out, NULL, &err),
+                     SDLK_ERR_ARG);
+    bad.zero = 3;
+    bad.inv_scale = 0.0f;
+    ck_assert_int_eq(sdlk_qgemm_requantized(&pa, &pb, &o, &bad, NULL, &out, NULL, &err),
+                     SDLK_ERR_ARG);
+    bad.inv_scale = 1.0f;
+    if (sdlk_gpu_count() == 0) {
+        o.device = SDLK_QGEMM_DEVICE_GPU;
+        ck_assert_int_eq(sdlk_qgemm_requantized(&pa, &pb, &o, &bad, NULL, &out, NULL, &err),
+                         SDLK_ERR_DEVICE);
+        ck_assert_ptr_null(out.words);
+    }
+    free(y);
+    free(codes);
+    free(ca);
+    free(cb);
+    sdlk_bitpacked_free(&pa);
+    sdlk_bitpacked_free(&pb);
+}
+END_TEST
+
 static Suite *bitgemm_suite(void)
 {
     Suite *s = suite_create("bitgemm");
@@ -504,6 +701,9 @@ static Suite *bitgemm_suite(void)
     tcase_add_test(tg, route_choice_is_reported);
     tcase_add_test(tg, bad_gemm_input_is_refused);
     tcase_add_test(tg, int8_route_extremes_wrap_exactly);
+    tcase_add_test(tg, plane_weights_of_each_encoding);
+    tcase_add_test(tg, device_option);
+    tcase_add_test(tg, requantized_output_is_the_next_layers_operand);
     suite_add_tcase(s, tg);
     return s;
 }
