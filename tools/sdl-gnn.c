@@ -1,12 +1,13 @@
 /* sdl-gnn -- forward inference of GCN and AGNN on condensed tiles (TC-GNN's models).
  *
  *   sdl-gnn --model gcn|agnn [--weights W]... [--hidden H] [--layers L] [--classes C]
- *           [--seed S] [--kernel csr|condensed] [--isa I] [--threads N] [--json] [-q]
- *           [-o OUT.npy] GRAPH X
+ *           [--seed S] [--kernel csr|condensed] [--device cpu|gpu|auto] [--isa I]
+ *           [--threads N] [--json] [-q] [-o OUT.npy] GRAPH X
  *
  * Runs the model over the graph (a graph file, prepared here, or a condensed graph file)
  * with features X [N, F] and prints each layer's time and the share spent in
- * aggregation. See sdl-gnn(1) and lib/graph/gnn.h for the exact layer definitions.
+ * aggregation. The aggregation can run on a CUDA GPU (--device; TF32). See sdl-gnn(1) and
+ * lib/graph/gnn.h for the exact layer definitions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/device.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "core/tensorset.h"
@@ -34,6 +36,7 @@ enum {
     OPT_KERNEL,
     OPT_ISA,
     OPT_REPS,
+    OPT_DEVICE,
 };
 
 #define MAX_WEIGHT_FILES 64
@@ -56,6 +59,9 @@ static void usage(FILE *out)
           "      --classes C      output width for generated weights (default 8)\n"
           "      --seed S         seed of the generated weights (default 1)\n"
           "      --kernel K       condensed (default) or csr aggregation kernels\n"
+          "      --device DEV     where aggregation runs: cpu (default), gpu (CUDA, condensed\n"
+          "                       kernel only: TF32 tensor cores, about 1e-3 relative; the\n"
+          "                       time includes the copies) or auto (the GPU when usable)\n"
           "      --isa I          auto (default), portable or avx2\n"
           "      --reps R         timed passes after one warm-up; the pass of median total\n"
           "                       time is reported (default 3)\n"
@@ -92,7 +98,8 @@ static sdlk_status load_weights(char **paths, int count, sdlk_tensor_set *out, s
 }
 
 static void report(const sdl_cli *cli, const sdlk_gnn_model *m, const sdlk_gnn_timing *t,
-                   const char *kernel, int threads, int64_t nodes, int64_t edges)
+                   const char *kernel, sdlk_device device, int threads, int64_t nodes,
+                   int64_t edges)
 {
     double dense = 0, agg = 0;
     for (int l = 0; l < m->layers; l++) {
@@ -102,8 +109,9 @@ static void report(const sdl_cli *cli, const sdlk_gnn_model *m, const sdlk_gnn_t
     double total = dense + agg;
     if (cli->json) {
         printf("{\"model\": \"%s\", \"nodes\": %lld, \"edges\": %lld, \"kernel\": \"%s\", "
-               "\"threads\": %d, \"layers\": [",
-               sdlk_gnn_kind_name(m->kind), (long long)nodes, (long long)edges, kernel, threads);
+               "\"device\": \"%s\", \"threads\": %d, \"layers\": [",
+               sdlk_gnn_kind_name(m->kind), (long long)nodes, (long long)edges, kernel,
+               sdlk_device_name(device), threads);
         for (int l = 0; l < m->layers; l++)
             printf("%s{\"layer\": %d, \"in\": %lld, \"out\": %lld, \"dense_s\": %.9g, "
                    "\"aggregate_s\": %.9g}",
@@ -115,8 +123,10 @@ static void report(const sdl_cli *cli, const sdlk_gnn_model *m, const sdlk_gnn_t
     }
     if (cli->quiet)
         return;
-    fprintf(stderr, "sdl-gnn: %s, %lld nodes, %lld edges, %s kernel, %d threads\n",
-            sdlk_gnn_kind_name(m->kind), (long long)nodes, (long long)edges, kernel, threads);
+    fprintf(stderr, "sdl-gnn: %s, %lld nodes, %lld edges, %s kernel%s, %d threads\n",
+            sdlk_gnn_kind_name(m->kind), (long long)nodes, (long long)edges, kernel,
+            device == SDLK_DEVICE_GPU ? " on the GPU (TF32; times include the copies)" : "",
+            threads);
     fprintf(stderr, "%-6s %14s %12s %14s %10s\n", "layer", "in -> out", "dense ms",
             "aggregate ms", "aggregate");
     for (int l = 0; l < m->layers; l++) {
@@ -145,6 +155,7 @@ int main(int argc, char **argv)
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"isa", required_argument, NULL, OPT_ISA},
         {"reps", required_argument, NULL, OPT_REPS},
+        {"device", required_argument, NULL, OPT_DEVICE},
         CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
@@ -153,6 +164,7 @@ int main(int argc, char **argv)
     int nweights = 0, condensed_kernel = 1, opt;
     long hidden = 0, layers = 0, classes = 8, seed = 1, reps = 3;
     sdlk_isa isa = SDLK_ISA_AUTO;
+    sdlk_device device = SDLK_DEVICE_CPU; /* the GPU only when asked: its TF32 results differ */
     sdlk_error err = {0};
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
         if (cli_common_option(&cli, opt, optarg, usage)) {
@@ -201,6 +213,12 @@ int main(int argc, char **argv)
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 1000, &reps))
                 return SDL_EXIT_USAGE;
             break;
+        case OPT_DEVICE: {
+            sdlk_error device_err = {0};
+            if (sdlk_device_parse(optarg, &device, &device_err))
+                return cli_usage_error(&cli, "--device: %s", device_err.msg);
+            break;
+        }
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
@@ -211,6 +229,11 @@ int main(int argc, char **argv)
         return cli_usage_error(&cli, "--hidden/--layers shape generated weights; --weights "
                                      "files bring their own");
     const char *graph_path = argv[optind], *x_path = argv[optind + 1];
+    if (device == SDLK_DEVICE_GPU && !condensed_kernel)
+        return cli_usage_error(&cli, "--device gpu aggregates with the condensed kernel only "
+                                     "(not --kernel csr)");
+    if (!condensed_kernel)
+        device = SDLK_DEVICE_CPU;
     if (cli.output && sdlk_path_is_stdio(cli.output) && cli.json)
         return cli_usage_error(&cli, "-o - and --json both want stdout");
     if (cli.output && sdlk_path_is_stdio(cli.output) && isatty(STDOUT_FILENO))
@@ -262,6 +285,8 @@ int main(int argc, char **argv)
     }
     if (st == SDLK_OK && condensed_kernel && !from_condensed)
         st = sdlk_sgt_build(&g, 0, 0, pool, &sgt, &err);
+    if (st == SDLK_OK && condensed_kernel) /* AUTO -> CPU or GPU, once, for the report */
+        st = sdlk_spmm_condensed_device(&sgt, device, &device, &err);
     int64_t out_dim = model.layers ? model.layer[model.layers - 1].out : 0;
     if (st == SDLK_OK && !(y = malloc((size_t)(g.nodes * out_dim > 0 ? g.nodes * out_dim : 1) *
                                       sizeof(float))))
@@ -272,8 +297,8 @@ int main(int argc, char **argv)
     if (st == SDLK_OK && (!passes || !totals))
         st = sdlk_error_set(&err, SDLK_ERR_NOMEM, "out of memory");
     for (long r = 0; st == SDLK_OK && r <= reps; r++) {
-        st = sdlk_gnn_forward(&model, &g, condensed_kernel ? &sgt : NULL, x, y, isa, pool,
-                              &passes[r], &err);
+        st = sdlk_gnn_forward_on(&model, &g, condensed_kernel ? &sgt : NULL, x, y, device, isa,
+                                 pool, &passes[r], &err);
         for (int l = 0; r > 0 && l < model.layers; l++)
             totals[r] += passes[r].dense_s[l] + passes[r].aggregate_s[l];
     }
@@ -307,8 +332,8 @@ int main(int argc, char **argv)
             rc = cli_fail(&cli, &err);
     }
     if (rc == SDL_EXIT_OK)
-        report(&cli, &model, &timing, condensed_kernel ? "condensed" : "csr", threads, g.nodes,
-               g.edges);
+        report(&cli, &model, &timing, condensed_kernel ? "condensed" : "csr", device, threads,
+               g.nodes, g.edges);
     sdlk_gnn_model_free(&model);
     free(x);
     free(y);

@@ -1,12 +1,13 @@
 /* sdl-spmm -- GNN aggregation Y = A X with the CSR or the condensed-tile kernel.
  *
- *   sdl-spmm [--kernel csr|condensed] [--isa auto|portable|avx2] [--reps R]
- *            [--threads N] [--json] [-q] [-o Y.npy] GRAPH_OR_CONDENSED X
+ *   sdl-spmm [--kernel csr|condensed] [--device cpu|gpu|auto] [--isa auto|portable|avx2]
+ *            [--reps R] [--threads N] [--json] [-q] [-o Y.npy] GRAPH_OR_CONDENSED X
  *
  * A is a graph file (.mtx/.mtx.gz, SciPy .npz, SNAP edge list; condensed on the fly for
  * --kernel condensed) or a condensed graph file from sdl-gnn-condense; X is a dense
- * [N, D] tensor file. Prints the kernel's median time and GFLOP/s (2 nnz D flops). See
- * sdl-spmm(1).
+ * [N, D] tensor file. Prints the kernel's median time and GFLOP/s (2 nnz D flops). The
+ * condensed kernel also runs on a CUDA GPU (--device; TF32 tensor cores, about 1e-3
+ * relative). See sdl-spmm(1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "bench/bench.h"
 #include "cli.h"
+#include "core/device.h"
 #include "core/file.h"
 #include "core/pool.h"
 #include "core/timer.h"
@@ -28,6 +30,7 @@ enum {
     OPT_KERNEL = CLI_OPT_FIRST_TOOL_OPTION,
     OPT_ISA,
     OPT_REPS,
+    OPT_DEVICE,
 };
 
 static void usage(FILE *out)
@@ -39,6 +42,9 @@ static void usage(FILE *out)
           "\n"
           "      --kernel K     condensed (default: SGT tiles, built on the fly from a plain\n"
           "                     graph file) or csr (row by row over the CSR arrays)\n"
+          "      --device DEV   cpu (default), gpu (CUDA, condensed kernel only: TF32 tensor\n"
+          "                     cores, about 1e-3 relative error; the time includes copies to\n"
+          "                     and from the device) or auto (the GPU when one is usable)\n"
           "      --isa I        auto (default: AVX2+FMA when the CPU has them), portable, avx2\n"
           "      --reps R       timed runs after one warm-up; the median is reported\n"
           "                     (default 5)\n"
@@ -60,13 +66,16 @@ typedef struct spmm_run {
     float *y;
     int64_t dim;
     sdlk_isa isa;
+    sdlk_device device; /* condensed kernel only */
     sdlk_pool *pool;
+    sdlk_device used;   /* where the last run ran */
 } spmm_run;
 
-static sdlk_status run_kernel(const spmm_run *r, sdlk_error *err)
+static sdlk_status run_kernel(spmm_run *r, sdlk_error *err)
 {
-    return r->sgt ? sdlk_spmm_condensed(r->sgt, r->g, NULL, r->x, r->dim, r->y, r->isa, r->pool,
-                                        err)
+    r->used = SDLK_DEVICE_CPU;
+    return r->sgt ? sdlk_spmm_condensed_on(r->sgt, r->g, NULL, r->x, r->dim, r->y, r->device,
+                                           r->isa, r->pool, &r->used, err)
                   : sdlk_spmm_csr(r->g, NULL, r->x, r->dim, r->y, r->isa, r->pool, err);
 }
 
@@ -94,11 +103,13 @@ int main(int argc, char **argv)
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"isa", required_argument, NULL, OPT_ISA},
         {"reps", required_argument, NULL, OPT_REPS},
+        {"device", required_argument, NULL, OPT_DEVICE},
         CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     int condensed_kernel = 1, opt;
     sdlk_isa isa = SDLK_ISA_AUTO;
+    sdlk_device device = SDLK_DEVICE_CPU; /* the GPU only when asked: its TF32 results differ */
     long reps = 5;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
         if (cli_common_option(&cli, opt, optarg, usage)) {
@@ -122,6 +133,12 @@ int main(int argc, char **argv)
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 100000, &reps))
                 return SDL_EXIT_USAGE;
             break;
+        case OPT_DEVICE: {
+            sdlk_error device_err = {0};
+            if (sdlk_device_parse(optarg, &device, &device_err))
+                return cli_usage_error(&cli, "--device: %s", device_err.msg);
+            break;
+        }
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
@@ -129,6 +146,9 @@ int main(int argc, char **argv)
         return cli_usage_error(&cli, "expected GRAPH_OR_CONDENSED and X, got %d argument%s",
                                argc - optind, argc - optind == 1 ? "" : "s");
     const char *graph_path = argv[optind], *x_path = argv[optind + 1];
+    if (device == SDLK_DEVICE_GPU && !condensed_kernel)
+        return cli_usage_error(&cli,
+                               "--device gpu runs the condensed kernel only (not --kernel csr)");
     if (cli.output && sdlk_path_is_stdio(cli.output) && cli.json)
         return cli_usage_error(&cli, "-o - and --json both want stdout");
     if (cli.output && sdlk_path_is_stdio(cli.output) && isatty(STDOUT_FILENO))
@@ -167,7 +187,8 @@ int main(int argc, char **argv)
             st = sdlk_error_set(&err, SDLK_ERR_NOMEM, "out of memory for Y [%lld, %lld]",
                                 (long long)g.nodes, (long long)dim);
     }
-    spmm_run run = {&g, condensed_kernel ? &sgt : NULL, x, y, dim, isa, pool};
+    spmm_run run = {&g, condensed_kernel ? &sgt : NULL, x, y, dim, isa, device, pool,
+                    SDLK_DEVICE_CPU};
     if (st == SDLK_OK)
         st = run_kernel(&run, &err); /* warm-up */
     for (long r = 0; st == SDLK_OK && r < reps; r++) {
@@ -183,24 +204,31 @@ int main(int argc, char **argv)
         double t = sdlk_median(times, (size_t)reps);
         double gflops = t > 0 ? 2.0 * (double)g.edges * (double)dim / t / 1e9 : 0;
         const char *kernel = condensed_kernel ? "condensed" : "csr";
-        const char *isa_used = isa == SDLK_ISA_PORTABLE ? "portable"
+        int on_gpu = run.used == SDLK_DEVICE_GPU;
+        const char *isa_used = on_gpu                      ? "tf32"
+                               : isa == SDLK_ISA_PORTABLE ? "portable"
                                : isa == SDLK_ISA_AVX2 || sdlk_spmm_have_avx2() ? "avx2"
                                                                                 : "portable";
         if (cli.json) {
             printf("{\"graph\": ");
             cli_json_string(stdout, graph_path);
             printf(", \"nodes\": %lld, \"edges\": %lld, \"dim\": %lld, \"kernel\": \"%s\", "
-                   "\"isa\": \"%s\", \"threads\": %d, \"reps\": %ld, \"median_s\": %.9g, "
-                   "\"gflops\": %.6g, \"sgt_s\": %.6g, \"tiles\": %lld}\n",
-                   (long long)g.nodes, (long long)g.edges, (long long)dim, kernel, isa_used,
-                   threads, reps, t, gflops, sgt_s,
+                   "\"device\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"reps\": %ld, "
+                   "\"median_s\": %.9g, \"gflops\": %.6g, \"sgt_s\": %.6g, \"tiles\": %lld}\n",
+                   (long long)g.nodes, (long long)g.edges, (long long)dim, kernel,
+                   sdlk_device_name(run.used), isa_used, threads, reps, t, gflops, sgt_s,
                    condensed_kernel ? (long long)sgt.tile_count : 0LL);
         } else if (!cli.quiet) {
+            char where[64];
+            if (on_gpu)
+                snprintf(where, sizeof where, "GPU, time includes the copies");
+            else
+                snprintf(where, sizeof where, "%d threads", threads);
             fprintf(stderr,
-                    "sdl-spmm: %s: %lld nodes, %lld edges, D %lld: %s kernel (%s, %d threads) "
+                    "sdl-spmm: %s: %lld nodes, %lld edges, D %lld: %s kernel (%s, %s) "
                     "%.3f ms median of %ld, %.2f GFLOP/s",
                     graph_path, (long long)g.nodes, (long long)g.edges, (long long)dim, kernel,
-                    isa_used, threads, t * 1e3, reps, gflops);
+                    isa_used, where, t * 1e3, reps, gflops);
             if (condensed_kernel && !from_condensed)
                 fprintf(stderr, "; SGT %.3f ms", sgt_s * 1e3);
             fputc('\n', stderr);

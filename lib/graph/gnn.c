@@ -301,8 +301,20 @@ sdlk_status sdlk_gnn_forward(const sdlk_gnn_model *m, const sdlk_graph *g, const
                              const float *x, float *y, sdlk_isa isa, sdlk_pool *pool,
                              sdlk_gnn_timing *timing, sdlk_error *err)
 {
+    return sdlk_gnn_forward_on(m, g, sgt, x, y, SDLK_DEVICE_CPU, isa, pool, timing, err);
+}
+
+sdlk_status sdlk_gnn_forward_on(const sdlk_gnn_model *m, const sdlk_graph *g,
+                                const sdlk_sgt *sgt, const float *x, float *y,
+                                sdlk_device device, sdlk_isa isa, sdlk_pool *pool,
+                                sdlk_gnn_timing *timing, sdlk_error *err)
+{
     if (m->layers < 1)
         return sdlk_error_set(err, SDLK_ERR_ARG, "the model has no layers");
+    if (!sgt && device == SDLK_DEVICE_GPU)
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "the GPU aggregates on condensed tiles: the CSR kernels run on the "
+                              "CPU only");
     int64_t n = g->nodes, widest = 0;
     for (int l = 0; l < m->layers; l++) {
         if (l > 0 && m->layer[l].in != m->layer[l - 1].out)
@@ -353,7 +365,8 @@ sdlk_status sdlk_gnn_forward(const sdlk_gnn_model *m, const sdlk_graph *g, const
             edge_values = scores;
         }
         /* `out` may be `in` (h) only when in == h: aggregate into y/h from z, never from in */
-        st = sgt ? sdlk_spmm_condensed(sgt, g, edge_values, z, ly->out, out, isa, pool, err)
+        st = sgt ? sdlk_spmm_condensed_on(sgt, g, edge_values, z, ly->out, out, device, isa, pool,
+                                          NULL, err)
                  : sdlk_spmm_csr(g, edge_values, z, ly->out, out, isa, pool, err);
         double aggregate = sdlk_seconds_since(t0);
         if (st)

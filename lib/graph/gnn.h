@@ -25,6 +25,10 @@
  *   uniform in +-sqrt(6 / (in + out)) from a seeded splitmix64 stream, biases 0, beta 1.
  *   Results do not depend on the thread count (the kernels are deterministic per row;
  *   OpenBLAS sgemm is deterministic for a fixed OpenBLAS thread count).
+ *   Device: sdlk_gnn_forward_on runs each layer's aggregation SpMM on the device given
+ *   (sdlk_spmm_condensed_on, which needs the condensed tiles: the GPU aggregates in TF32,
+ *   about 1e-3 relative, copying the tiles, Z and the layer's output across on every
+ *   call); the dense products, AGNN's SDDMM and softmax stay on the CPU.
  *   Cost per layer: 2 N in out flops dense; GCN 2 nnz out aggregation, AGNN 4 nnz out
  *   (SDDMM + SpMM) plus O(nnz) for the softmax. Memory: O(N * widest layer + nnz).
  */
@@ -34,6 +38,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/pool.h"
 #include "core/tensorset.h"
@@ -91,6 +96,14 @@ sdlk_status sdlk_gnn_model_from_tensors(sdlk_gnn_model *m, sdlk_gnn_kind kind,
 sdlk_status sdlk_gnn_forward(const sdlk_gnn_model *m, const sdlk_graph *g, const sdlk_sgt *sgt,
                              const float *x, float *y, sdlk_isa isa, sdlk_pool *pool,
                              sdlk_gnn_timing *timing, sdlk_error *err);
+
+/* sdlk_gnn_forward with the aggregation on `device` (lib/core/device.h): SDLK_DEVICE_GPU
+ * needs `sgt` (SDLK_ERR_ARG without; SDLK_ERR_DEVICE without a usable GPU), AUTO uses the
+ * GPU when there is one and `sgt` is given. sdlk_gnn_forward = SDLK_DEVICE_CPU. */
+sdlk_status sdlk_gnn_forward_on(const sdlk_gnn_model *m, const sdlk_graph *g,
+                                const sdlk_sgt *sgt, const float *x, float *y,
+                                sdlk_device device, sdlk_isa isa, sdlk_pool *pool,
+                                sdlk_gnn_timing *timing, sdlk_error *err);
 
 /* Replace each row's scores (CSR order) by their softmax over the row (max-subtracted,
  * so any finite scores are safe). Parallel over rows. O(nnz). */

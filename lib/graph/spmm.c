@@ -6,6 +6,10 @@
 
 #include "graph/spmm_internal.h"
 
+#ifdef SDLK_HAVE_CUDA
+#include "kernels/spmm_cuda.h"
+#endif
+
 /* The AVX2 kernels exist only in x86-64 builds (lib/graph/meson.build). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HAVE_AVX2_KERNELS 1
@@ -228,6 +232,39 @@ sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const 
         free(buffers[i]);
     free(buffers);
     return SDLK_OK;
+}
+
+/* An explicit GPU request is passed on even for other tile shapes, so that the kernel
+ * reports the shape instead of a silent fallback. */
+sdlk_status sdlk_spmm_condensed_device(const sdlk_sgt *sgt, sdlk_device requested,
+                                       sdlk_device *where, sdlk_error *err)
+{
+    sdlk_status st = sdlk_device_resolve(requested, where, err);
+    if (st == SDLK_OK && requested == SDLK_DEVICE_AUTO && *where == SDLK_DEVICE_GPU &&
+        (sgt->window_height != SDLK_SGT_DEFAULT_WINDOW_HEIGHT ||
+         sgt->tile_width != SDLK_SGT_DEFAULT_TILE_WIDTH))
+        *where = SDLK_DEVICE_CPU;
+    return st;
+}
+
+sdlk_status sdlk_spmm_condensed_on(const sdlk_sgt *sgt, const sdlk_graph *g,
+                                   const float *values, const float *x, int64_t dim, float *y,
+                                   sdlk_device device, sdlk_isa isa, sdlk_pool *pool,
+                                   sdlk_device *used, sdlk_error *err)
+{
+    sdlk_device where = SDLK_DEVICE_CPU;
+    sdlk_status st = check_dim(dim, sgt->nodes, err);
+    if (st || (st = check_pair(sgt, g, err)) ||
+        (st = sdlk_spmm_condensed_device(sgt, device, &where, err)))
+        return st;
+    if (used)
+        *used = where;
+#ifdef SDLK_HAVE_CUDA
+    if (where == SDLK_DEVICE_GPU)
+        /* CSR-order values as on the CPU; NULL = g's values, which the tiles also hold */
+        return sdlk_cuda_spmm_condensed(sgt, values ? values : g->values, x, dim, y, err);
+#endif
+    return sdlk_spmm_condensed(sgt, g, values, x, dim, y, isa, pool, err);
 }
 
 sdlk_status sdlk_sddmm_csr(const sdlk_graph *g, const float *x, int64_t dim, float *scores,

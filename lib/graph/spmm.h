@@ -27,12 +27,22 @@
  *   what the tests check (for sums whose terms do not cancel).
  *
  *   Cost: SpMM 2 * nnz * dim flops, O(nnz * dim) time; SDDMM the same.
+ *
+ *   Device (sdlk_spmm_condensed_on, lib/core/device.h's contract): SDLK_DEVICE_CPU is
+ *   sdlk_spmm_condensed; SDLK_DEVICE_GPU runs the TF32 tensor-core kernel of
+ *   kernels/spmm.cu (host arrays in and out: the tiles, X and Y are copied to the device
+ *   and back on every call), which needs the default 16x8 tiles (SDLK_ERR_UNSUPPORTED
+ *   otherwise) and agrees with an f64 reference to about 1e-3 relative (TF32 inputs,
+ *   f32 sums), not 1e-5; without CUDA compiled in, or without a usable device, it is
+ *   SDLK_ERR_DEVICE. SDLK_DEVICE_AUTO takes the GPU when one is usable and the tiles are
+ *   16x8, else the CPU. The functions without a device argument always run on the CPU.
  */
 #ifndef SDLK_GRAPH_SPMM_H
 #define SDLK_GRAPH_SPMM_H
 
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/pool.h"
 #include "graph/graph.h"
@@ -63,6 +73,18 @@ sdlk_status sdlk_spmm_csr(const sdlk_graph *g, const float *values, const float 
 sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const float *values,
                                 const float *x, int64_t dim, float *y, sdlk_isa isa,
                                 sdlk_pool *pool, sdlk_error *err);
+
+/* The device sdlk_spmm_condensed_on would use for `requested`: CPU or GPU (AUTO: the GPU
+ * when one is usable and `sgt` has 16x8 tiles); SDLK_ERR_DEVICE for GPU without one. */
+sdlk_status sdlk_spmm_condensed_device(const sdlk_sgt *sgt, sdlk_device requested,
+                                       sdlk_device *where, sdlk_error *err);
+
+/* sdlk_spmm_condensed on `device` (see the contract above); `isa` and `pool` serve the
+ * CPU only. *used (may be NULL) receives the device that ran: CPU or GPU. */
+sdlk_status sdlk_spmm_condensed_on(const sdlk_sgt *sgt, const sdlk_graph *g,
+                                   const float *values, const float *x, int64_t dim, float *y,
+                                   sdlk_device device, sdlk_isa isa, sdlk_pool *pool,
+                                   sdlk_device *used, sdlk_error *err);
 
 /* SDDMM on the CSR pattern: scores[k] = <x_i, x_j> for the k-th nonzero (i, j), CSR
  * order. Parallel over rows. */

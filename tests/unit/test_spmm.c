@@ -1,10 +1,12 @@
-/* Unit tests of lib/graph/spmm: CSR and condensed SpMM, SDDMM, against f64 references. */
+/* Unit tests of lib/graph/spmm: CSR and condensed SpMM, SDDMM, against f64 references;
+ * the device choice of sdlk_spmm_condensed_on (CPU here; the GPU where one is usable). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/pool.h"
 #include "graph/graph.h"
 #include "graph/sgt.h"
@@ -198,6 +200,115 @@ START_TEST(spmm_argument_errors)
 }
 END_TEST
 
+/* ---- device choice ------------------------------------------------------------------ */
+
+/* max |y - ref| / max |ref|: the GPU's TF32 criterion. */
+static double relative_error(const float *y, const double *ref, int64_t n)
+{
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double diff = fabs(y[i] - ref[i]);
+        worst = diff > worst || diff != diff ? diff : worst;
+        scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+    }
+    return scale > 0 ? worst / scale : worst;
+}
+
+START_TEST(spmm_device_option)
+{
+    sdlk_graph g;
+    sdlk_graph_options gcn = {.gcn_normalize = 1, .duplicates = SDLK_DUP_DROP};
+    load_graph("karate.mtx.gz", &gcn, &g); /* N = 34: short last window, real values */
+    sdlk_sgt sgt, narrow;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_sgt_build(&g, 0, 0, NULL, &sgt, &err), SDLK_OK);
+    ck_assert_int_eq(sdlk_sgt_build(&g, 8, 4, NULL, &narrow, &err), SDLK_OK);
+    int gpu = sdlk_gpu_count() > 0;
+    const int64_t dims_here[] = {1, 20, 64};
+    for (size_t di = 0; di < 3; di++) {
+        int64_t dim = dims_here[di], n = g.nodes * dim;
+        float *x = features(g.nodes, dim, 0.0f);
+        double *ref = malloc((size_t)n * sizeof(double)), *mag = malloc((size_t)n * sizeof(double));
+        float *cpu = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+        reference_spmm(&g, NULL, x, dim, ref, mag);
+        ck_assert_int_eq(sdlk_spmm_condensed(&sgt, &g, NULL, x, dim, cpu, SDLK_ISA_AUTO, NULL, &err),
+                         SDLK_OK);
+        /* CPU: the same bits as the device-less entry point */
+        sdlk_device used = SDLK_DEVICE_GPU;
+        memset(y, 0xff, (size_t)n * sizeof(float));
+        ck_assert_int_eq(sdlk_spmm_condensed_on(&sgt, &g, NULL, x, dim, y, SDLK_DEVICE_CPU,
+                                                SDLK_ISA_AUTO, NULL, &used, &err),
+                         SDLK_OK);
+        ck_assert_int_eq(used, SDLK_DEVICE_CPU);
+        ck_assert_mem_eq(y, cpu, (size_t)n * sizeof(float));
+        /* AUTO: the GPU where one is usable (TF32, 1e-3), else the CPU bit for bit */
+        memset(y, 0xff, (size_t)n * sizeof(float));
+        ck_assert_int_eq(sdlk_spmm_condensed_on(&sgt, &g, NULL, x, dim, y, SDLK_DEVICE_AUTO,
+                                                SDLK_ISA_AUTO, NULL, &used, &err),
+                         SDLK_OK);
+        ck_assert_int_eq(used, gpu ? SDLK_DEVICE_GPU : SDLK_DEVICE_CPU);
+        if (gpu)
+            ck_assert_double_le(relative_error(y, ref, n), 1e-3);
+        else
+            ck_assert_mem_eq(y, cpu, (size_t)n * sizeof(float));
+        /* GPU: refused with SDLK_ERR_DEVICE and a reason when there is none, Y untouched */
+        memset(y, 0xff, (size_t)n * sizeof(float));
+        sdlk_error_clear(&err);
+        sdlk_status st = sdlk_spmm_condensed_on(&sgt, &g, NULL, x, dim, y, SDLK_DEVICE_GPU,
+                                                SDLK_ISA_AUTO, NULL, NULL, &err);
+        if (gpu) {
+            ck_assert_int_eq(st, SDLK_OK);
+            ck_assert_double_le(relative_error(y, ref, n), 1e-3);
+        } else {
+            ck_assert_int_eq(st, SDLK_ERR_DEVICE);
+            ck_assert_ptr_nonnull(strstr(err.msg, "GPU requested"));
+            if (!sdlk_cuda_compiled())
+                ck_assert_ptr_nonnull(strstr(err.msg, "without CUDA"));
+            for (int64_t i = 0; i < n; i++)
+                ck_assert(y[i] != y[i]); /* still the NaN poison */
+        }
+        free(x);
+        free(ref);
+        free(mag);
+        free(cpu);
+        free(y);
+    }
+    /* tiles other than 16x8: AUTO stays on the CPU, an explicit GPU request is refused */
+    float x[34 * 3], y[34 * 3], cpu[34 * 3];
+    for (int i = 0; i < 34 * 3; i++)
+        x[i] = (float)(i % 5);
+    sdlk_device used = SDLK_DEVICE_GPU;
+    ck_assert_int_eq(sdlk_spmm_condensed(&narrow, &g, NULL, x, 3, cpu, SDLK_ISA_AUTO, NULL, &err),
+                     SDLK_OK);
+    ck_assert_int_eq(sdlk_spmm_condensed_on(&narrow, &g, NULL, x, 3, y, SDLK_DEVICE_AUTO,
+                                            SDLK_ISA_AUTO, NULL, &used, &err),
+                     SDLK_OK);
+    ck_assert_int_eq(used, SDLK_DEVICE_CPU);
+    ck_assert_mem_eq(y, cpu, sizeof y);
+    sdlk_error_clear(&err);
+    sdlk_status st = sdlk_spmm_condensed_on(&narrow, &g, NULL, x, 3, y, SDLK_DEVICE_GPU,
+                                            SDLK_ISA_AUTO, NULL, NULL, &err);
+    ck_assert_int_eq(st, gpu ? SDLK_ERR_UNSUPPORTED : SDLK_ERR_DEVICE);
+    if (gpu)
+        ck_assert_ptr_nonnull(strstr(err.msg, "16x8"));
+    /* argument errors come first, whatever the device */
+    sdlk_graph other;
+    load_graph("football.mtx.gz", NULL, &other);
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_spmm_condensed_on(&sgt, &other, NULL, x, 3, y, SDLK_DEVICE_GPU,
+                                            SDLK_ISA_AUTO, NULL, NULL, &err),
+                     SDLK_ERR_ARG);
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(sdlk_spmm_condensed_on(&sgt, &g, NULL, x, 0, y, SDLK_DEVICE_GPU,
+                                            SDLK_ISA_AUTO, NULL, NULL, &err),
+                     SDLK_ERR_ARG);
+    sdlk_graph_free(&other);
+    sdlk_sgt_free(&narrow);
+    sdlk_sgt_free(&sgt);
+    sdlk_graph_free(&g);
+}
+END_TEST
+
 /* ---- SDDMM ------------------------------------------------------------------------- */
 
 static void check_sddmm_graph(const sdlk_graph *g)
@@ -267,5 +378,6 @@ int main(void)
                     spmm_rmat_signed_and_custom_values,
                     spmm_hub_window_fallback,
                     spmm_argument_errors,
+                    spmm_device_option,
                     sddmm_matches_reference);
 }
