@@ -192,6 +192,16 @@ PY
         "$spmm" -q --kernel $kernel -o "$tmp/y.npy" "$tmp/k.safetensors" "$tmp/x34_13.npy" || bad "spmm on the condensed file failed"
         compare "$tmp/y.npy" "$karate" "$tmp/x34_13.npy" gcn || bad "spmm $kernel on the reordered condensed file differs from SciPy"
     done
+    # --device: auto runs on the CPU where there is no GPU (same result); gpu is then an
+    # error naming the GPU that leaves no output; a bad name is a usage error
+    if ! command -v nvidia-smi >/dev/null 2>&1; then
+        "$spmm" -q --device auto -o "$tmp/y.npy" "$karate" "$tmp/x34_13.npy" || bad "spmm --device auto failed"
+        compare "$tmp/y.npy" "$karate" "$tmp/x34_13.npy" || bad "spmm --device auto differs from SciPy"
+        expect_fail "spmm --device gpu without a GPU" "GPU" "$spmm" -q --device gpu -o "$tmp/yg.npy" "$karate" "$tmp/x34_13.npy"
+        [ ! -e "$tmp/yg.npy" ] || bad "spmm --device gpu left an output behind"
+    fi
+    "$spmm" -q --device tpu -o "$tmp/yg.npy" "$karate" "$tmp/x34_13.npy" 2>/dev/null; rc=$?
+    [ $rc -eq 2 ] || bad "spmm --device tpu: exit $rc (want 2)"
     "$spmm" -q -o "$tmp/y.npy" "$karate" "$tmp/x34_f64.npy" || bad "spmm with f64 X failed"
     compare "$tmp/y.npy" "$karate" "$tmp/x34_f64.npy" || bad "spmm f64 X differs"
     # SciPy's own .npz (format stored as a NumPy string), CSR and CSC, compressed or not
