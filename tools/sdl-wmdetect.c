@@ -2,13 +2,16 @@
  * man/sdl-wmdetect.1).
  *
  *   sdl-wmdetect -k KEY|--key-file F [--fpr P] [--tile N] [--scales LIST]
- *                [--pipeline MODE] [--json] [-o FILE] [-q] [--threads N] INPUT...
+ *                [--pipeline MODE] [--device auto|cpu|gpu] [--batch N] [--json]
+ *                [-o FILE] [-q] [--threads N] INPUT...
  *
- * Images flow through the staged pipeline of lib/core/pipeline.h: decode (read + luma)
- * -> locate (fold + offset/scale search) -> extract (soft bits) -> decide (p-value + RS),
- * each stage given threads in proportion to its measured cost. One line per image, in
- * input order; an image that cannot be read or is too small is reported on its line and
- * the run goes on (exit status 1 at the end).
+ * Images flow in minibatches through the staged pipeline of lib/core/pipeline.h (a
+ * detection run of lib/wm/detect_pipeline.h): decode (read + luma) -> locate (fold +
+ * offset/scale search) -> extract (soft bits) -> decide (p-value + RS), each stage given
+ * threads in proportion to its measured cost. On the GPU, locate and extract are one
+ * stage of CUDA kernels whose workers are the minibatches in flight, one CUDA stream
+ * each. One line per image, in input order; an image that cannot be read or is too
+ * small is reported on its line and the run goes on (exit status 1 at the end).
  */
 #include <errno.h>
 #include <math.h>
@@ -29,6 +32,8 @@ enum {
     OPT_FPR,
     OPT_SCALES,
     OPT_PIPELINE,
+    OPT_DEVICE,
+    OPT_BATCH,
 };
 
 static void usage(FILE *out)
@@ -44,6 +49,10 @@ static void usage(FILE *out)
           "      --scales LIST    resize factors searched, comma-separated, tried in order\n"
           "                       (default 1,0.5,2,0.75,1.5)\n"
           "      --pipeline MODE  adaptive (default), fixed or sequential\n"
+          "      --device DEV     cpu (default), gpu (locate + extract as CUDA kernels;\n"
+          "                       an error when no GPU is usable) or auto (the GPU when\n"
+          "                       one is usable)\n"
+          "      --batch N        images per minibatch (default 16 on the GPU, 1 on the CPU)\n"
           "      --json           one JSON object per image (JSON lines)\n"
           "  -o, --output FILE    write the report to FILE (atomically) instead of stdout\n"
           "  -q, --quiet          no summary line on stderr\n"
@@ -66,20 +75,24 @@ static const struct option long_options[] = {
     {"tile", required_argument, NULL, OPT_TILE},
     {"scales", required_argument, NULL, OPT_SCALES},
     {"pipeline", required_argument, NULL, OPT_PIPELINE},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"batch", required_argument, NULL, OPT_BATCH},
     CLI_COMMON_LONG_OPTIONS,
     {0},
 };
 
-/* One image on its way through the stages (lib/wm/detect_pipeline.h). */
+/* One image on its way through the stages (lib/wm/detect_pipeline.h); the pipeline's
+ * items are minibatches of them. */
 typedef sdlk_wm_det_item det_item;
 
 typedef struct det_ctx {
     sdlk_wm_det_ctx det; /* key + parameters the stages read */
     const cli_inputs *inputs;
     size_t next;
+    int batch;           /* images per minibatch */
     const sdl_cli *cli;
     FILE *out;
-    int64_t detected, failed;
+    int64_t images, detected, failed;
 } det_ctx;
 
 static sdlk_status source(void *ctx, void **out, sdlk_error *err)
@@ -87,18 +100,30 @@ static sdlk_status source(void *ctx, void **out, sdlk_error *err)
     det_ctx *c = ctx;
     if (c->next >= c->inputs->count)
         return SDLK_ERR_EOF;
-    det_item *item = calloc(1, sizeof *item);
-    if (!item)
+    size_t left = c->inputs->count - c->next;
+    int count = left < (size_t)c->batch ? (int)left : c->batch;
+    sdlk_wm_det_batch *batch = calloc(1, sizeof *batch);
+    if (batch)
+        batch->items = calloc((size_t)count, sizeof *batch->items);
+    if (!batch || !batch->items) {
+        free(batch);
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
-    item->path = c->inputs->paths[c->next++];
-    *out = item;
+    }
+    batch->count = count;
+    for (int i = 0; i < count; i++)
+        batch->items[i].path = c->inputs->paths[c->next++];
+    *out = batch;
     return SDLK_OK;
 }
 
-static void free_item(void *ctx, void *p)
+static void free_batch(void *ctx, void *p)
 {
-    sdlk_wm_det_item_clear(p);
-    free(p);
+    (void)ctx;
+    sdlk_wm_det_batch *batch = p;
+    for (int i = 0; i < batch->count; i++)
+        sdlk_wm_det_item_clear(&batch->items[i]);
+    free(batch->items);
+    free(batch);
 }
 
 static void print_item(det_ctx *c, const det_item *item, const sdlk_error *item_err)
@@ -152,22 +177,41 @@ static void print_item(det_ctx *c, const det_item *item, const sdlk_error *item_
     }
 }
 
-static sdlk_status sink(void *ctx, void *p, sdlk_status item_status, const sdlk_error *item_err,
+/* A minibatch: each image on its line. A stage failure of the whole minibatch (a CUDA
+ * error) is every image's error; out of memory stops the run. */
+static sdlk_status sink(void *ctx, void *p, sdlk_status batch_status, const sdlk_error *batch_err,
                         int failed_stage, sdlk_error *err)
 {
+    (void)failed_stage;
     det_ctx *c = ctx;
-    det_item *item = p;
-    if (item_status == SDLK_ERR_NOMEM) {
-        sdlk_error_set(err, SDLK_ERR_NOMEM, "%s", item_err->msg);
-        free_item(NULL, item);
+    sdlk_wm_det_batch *batch = p;
+    int nomem = batch_status == SDLK_ERR_NOMEM;
+    for (int i = 0; i < batch->count && !nomem; i++) {
+        const det_item *item = &batch->items[i];
+        if (item->status == SDLK_ERR_NOMEM) {
+            nomem = 1;
+            batch_err = &item->error;
+            break;
+        }
+    }
+    if (nomem) {
+        sdlk_error_set(err, SDLK_ERR_NOMEM, "%s", batch_err->msg);
+        free_batch(NULL, batch);
         return SDLK_ERR_NOMEM;
     }
-    print_item(c, item, item_status == SDLK_OK ? NULL : item_err);
-    if (item_status != SDLK_OK)
-        c->failed++;
-    else
-        c->detected += item->result.detected;
-    free_item(NULL, item);
+    for (int i = 0; i < batch->count; i++) {
+        const det_item *item = &batch->items[i];
+        const sdlk_error *item_err = batch_status != SDLK_OK ? batch_err
+                                     : item->status != SDLK_OK ? &item->error
+                                                               : NULL;
+        print_item(c, item, item_err);
+        c->images++;
+        if (item_err)
+            c->failed++;
+        else
+            c->detected += item->result.detected;
+    }
+    free_batch(NULL, batch);
     if (ferror(c->out))
         return sdlk_error_set(err, SDLK_ERR_IO, "write error on the report");
     return SDLK_OK;
@@ -207,6 +251,7 @@ int main(int argc, char **argv)
     memset(&ctx, 0, sizeof ctx);
     sdlk_wm_detect_params_init(&ctx.det.params);
     sdlk_pipeline_mode mode = SDLK_PIPE_ADAPTIVE;
+    long batch = 0; /* 0: the device's default */
     sdlk_error err = {0};
     int opt;
     while ((opt = getopt_long(argc, argv, "k:" CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) !=
@@ -237,6 +282,14 @@ int main(int argc, char **argv)
             if (sdlk_pipeline_mode_parse(optarg, &mode, &err) != SDLK_OK)
                 return cli_usage_error(&cli, "--pipeline: '%s' is not adaptive, fixed or "
                                        "sequential", optarg);
+            break;
+        case OPT_DEVICE:
+            if (sdlk_device_parse(optarg, &ctx.det.params.device, &err) != SDLK_OK)
+                return cli_usage_error(&cli, "--device: %s", err.msg);
+            break;
+        case OPT_BATCH:
+            if (!cli_parse_long(&cli, "--batch", optarg, 1, 4096, &batch))
+                return SDL_EXIT_USAGE;
             break;
         default:
             return cli_usage_error(&cli, "unexpected option");
@@ -276,19 +329,36 @@ int main(int argc, char **argv)
     ctx.inputs = &inputs;
     ctx.cli = &cli;
 
+    sdlk_wm_det_run *run = NULL;
+    st = sdlk_wm_det_run_open(&ctx.det, threads, &run, &err);
+    if (st != SDLK_OK) {
+        if (report.fp) {
+            sdlk_outfile_abort(&report);
+            cli_track_output(NULL);
+        }
+        sdlk_wm_key_free(&key);
+        cli_inputs_free(&inputs);
+        return cli_fail(&cli, &err);
+    }
+    int on_gpu = sdlk_wm_det_run_device(run) == SDLK_DEVICE_GPU;
+    ctx.batch = batch > 0 ? (int)batch : on_gpu ? SDLK_WM_GPU_BATCH : 1;
     sdlk_pipeline_stage stages[SDLK_WM_DET_STAGES];
-    sdlk_wm_det_stages(&ctx.det, stages);
     sdlk_pipeline_config config = SDLK_PIPELINE_CONFIG_INIT;
     config.stages = stages;
-    config.n_stages = SDLK_WM_DET_STAGES;
+    config.n_stages = sdlk_wm_det_run_stages(run, stages);
     config.source = source;
     config.source_ctx = &ctx;
     config.sink = sink;
     config.sink_ctx = &ctx;
-    config.discard = free_item;
+    config.discard = free_batch;
     config.threads = threads;
     config.mode = mode;
     config.in_order = 1;
+    if (ctx.batch > 1) {
+        /* minibatches hold many decoded images: keep few waiting between stages */
+        config.queue_capacity = 2;
+        config.max_in_flight = threads + 2 * config.n_stages;
+    }
     sdlk_pipeline_stats stats;
     st = sdlk_pipeline_run(&config, &stats, &err);
     if (st == SDLK_OK && report.fp) {
@@ -300,13 +370,19 @@ int main(int argc, char **argv)
     }
     if (st == SDLK_OK && !report.fp && fflush(stdout) != 0)
         st = sdlk_error_set(&err, SDLK_ERR_IO, "write error on stdout");
-    if (st == SDLK_OK && !cli.quiet)
+    if (st == SDLK_OK && !cli.quiet) {
+        char where[96] = "cpu";
+        if (on_gpu) /* stage 1 is locate+extract: its workers are the streams in flight */
+            snprintf(where, sizeof where, "gpu, minibatches of %d, %.1f streams on average",
+                     ctx.batch, stats.n_stages > 1 ? stats.stages[1].mean_threads : 0.0);
         fprintf(stderr, "%s: %lld images, %lld detected, %lld failed; %.1f images/s "
-                        "(%s pipeline, %d threads)\n",
-                cli.prog, (long long)stats.items, (long long)ctx.detected,
-                (long long)ctx.failed, stats.items_per_s, sdlk_pipeline_mode_name(stats.mode),
-                stats.threads);
+                        "(%s pipeline, %d threads, %s)\n",
+                cli.prog, (long long)ctx.images, (long long)ctx.detected,
+                (long long)ctx.failed, stats.wall_s > 0 ? (double)ctx.images / stats.wall_s : 0.0,
+                sdlk_pipeline_mode_name(stats.mode), stats.threads, where);
+    }
     sdlk_pipeline_stats_free(&stats);
+    sdlk_wm_det_run_close(run);
     sdlk_wm_key_free(&key);
     cli_inputs_free(&inputs);
     if (st != SDLK_OK)

@@ -6,14 +6,15 @@
 #include "metrics/metrics.h"
 #include "wm/wm_internal.h"
 
-/* Contrast normalisation before folding: (Y - 3x3 mean) / (3x3 std + 2). A local
- * high-pass that removes most of the picture (its energy is at low frequencies, the
- * mark's is not), divided by local contrast, which undoes the perceptual mask of the
- * embedder and any brightness/contrast change. Measured against 7x7..23x23 windows: the
- * 3x3 window gave the highest pilot agreement after crops, JPEG and a 0.5 resize. */
-#define WHITEN_RADIUS 1
-#define WHITEN_FLOOR 2.0f
-#define BAND_CLIP 2.5f
+/* Contrast normalisation before folding: (Y - 3x3 mean) / (3x3 std + 2) (WM_WHITEN_*
+ * in wm_internal.h, shared with the GPU path). A local high-pass that removes most of
+ * the picture (its energy is at low frequencies, the mark's is not), divided by local
+ * contrast, which undoes the perceptual mask of the embedder and any brightness/contrast
+ * change. Measured against 7x7..23x23 windows: the 3x3 window gave the highest pilot
+ * agreement after crops, JPEG and a 0.5 resize. */
+#define WHITEN_RADIUS WM_WHITEN_RADIUS
+#define WHITEN_FLOOR WM_WHITEN_FLOOR
+#define BAND_CLIP WM_BAND_CLIP
 
 void sdlk_wm_detect_params_init(sdlk_wm_detect_params *p)
 {
@@ -22,6 +23,7 @@ void sdlk_wm_detect_params_init(sdlk_wm_detect_params *p)
     p->n_scales = 5;
     memcpy(p->scales, defaults, sizeof defaults);
     p->fpr = SDLK_WM_DEFAULT_FPR;
+    p->device = SDLK_DEVICE_CPU;
 }
 
 int sdlk_wm_min_side(int tile)
@@ -64,16 +66,7 @@ void sdlk_wm_sync_free(sdlk_wm_sync *sync)
     }
 }
 
-/* One axis of a cyclic resampling from period `in_n` to `out_n` with a tent kernel whose
- * support grows with the reduction (plain linear interpolation when enlarging): for
- * output i, the weights over input taps [first, first + taps). */
-typedef struct resample_axis {
-    int taps;
-    int *first;     /* [out_n] */
-    float *weight;  /* [out_n][taps] */
-} resample_axis;
-
-static int resample_axis_init(resample_axis *ax, int in_n, int out_n)
+int wm_resample_axis_init(wm_resample_axis *ax, int in_n, int out_n)
 {
     double ratio = (double)in_n / out_n;
     double support = ratio > 1.0 ? ratio : 1.0;
@@ -99,10 +92,12 @@ static int resample_axis_init(resample_axis *ax, int in_n, int out_n)
     return 0;
 }
 
-static void resample_axis_free(resample_axis *ax)
+void wm_resample_axis_free(wm_resample_axis *ax)
 {
     free(ax->first);
     free(ax->weight);
+    ax->first = NULL;
+    ax->weight = NULL;
 }
 
 static inline int wrap(int i, int n)
@@ -118,10 +113,10 @@ static int resample_cyclic(const float *src, int in, float *dst, int out, float 
         memcpy(dst, src, sizeof *dst * (size_t)in * in);
         return 0;
     }
-    resample_axis ax;
+    wm_resample_axis ax;
     memset(&ax, 0, sizeof ax);
-    if (resample_axis_init(&ax, in, out) != 0) {
-        resample_axis_free(&ax);
+    if (wm_resample_axis_init(&ax, in, out) != 0) {
+        wm_resample_axis_free(&ax);
         return -1;
     }
     for (int y = 0; y < in; y++) /* rows: in x in -> in x out */
@@ -138,7 +133,7 @@ static int resample_cyclic(const float *src, int in, float *dst, int out, float 
                 s += ax.weight[(size_t)y * ax.taps + k] * tmp[(size_t)wrap(ax.first[y] + k, in) * out + x];
             dst[(size_t)y * out + x] = s;
         }
-    resample_axis_free(&ax);
+    wm_resample_axis_free(&ax);
     return 0;
 }
 
@@ -271,9 +266,51 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
     }
 }
 
-static int scale_period(int tile, double scale)
+int wm_scale_period(int tile, double scale)
 {
     return (int)lround(tile * scale);
+}
+
+sdlk_status wm_search_plan_make(int w, int h, const sdlk_wm_key *key,
+                                const sdlk_wm_detect_params *params, wm_search_plan *plan,
+                                sdlk_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    int t = key->tile;
+    int min_side = sdlk_wm_min_side(t);
+    if (w < min_side || h < min_side)
+        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "image %dx%d is too small: at least "
+                              "%dx%d pixels needed (one %d-pixel watermark tile)", w, h,
+                              min_side, min_side, t);
+    if (params->n_scales < 1 || params->n_scales > SDLK_WM_MAX_SCALES)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "watermark: 1 to %d scales", SDLK_WM_MAX_SCALES);
+
+    /* Which scales fit: the fold period P = T s must be at least one 8x8 block wide and
+     * at most the image. Only these are searched and counted for Bonferroni. */
+    for (int i = 0; i < params->n_scales; i++) {
+        double s = params->scales[i];
+        if (!(s >= 0.125 && s <= 8.0))
+            return sdlk_error_set(err, SDLK_ERR_ARG, "watermark: scale %g outside [0.125, 8]", s);
+        int p = wm_scale_period(t, s);
+        if (p >= 8 && p <= w && p <= h) {
+            plan->period[i] = p;
+            plan->usable++;
+            if (p > plan->max_period)
+                plan->max_period = p;
+        }
+    }
+    if (plan->usable == 0)
+        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "image %dx%d is too small for the "
+                              "resize factors searched (a factor s needs %d s pixels a side)",
+                              w, h, t);
+    plan->hypotheses = (int64_t)plan->usable * t * t;
+    /* Stopping early is sound: the p-value is charged for every usable scale. */
+    double log_fpr = log(params->fpr > 0.0 ? params->fpr : SDLK_WM_DEFAULT_FPR);
+    double log_h = log((double)plan->hypotheses);
+    for (int k = 0; k <= SDLK_WM_PILOT_BITS; k++)
+        plan->stop[k] = !params->exhaustive &&
+                        log_h + sdlk_wm_log_binom_tail(SDLK_WM_PILOT_BITS, k) <= log_fpr;
+    return SDLK_OK;
 }
 
 sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
@@ -287,34 +324,13 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
         params = &defaults;
     }
     int t = key->tile, w = luma->width, h = luma->height;
-    int min_side = sdlk_wm_min_side(t);
-    if (w < min_side || h < min_side)
-        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "image %dx%d is too small: at least "
-                              "%dx%d pixels needed (one %d-pixel watermark tile)", w, h,
-                              min_side, min_side, t);
-    if (params->n_scales < 1 || params->n_scales > SDLK_WM_MAX_SCALES)
-        return sdlk_error_set(err, SDLK_ERR_ARG, "watermark: 1 to %d scales", SDLK_WM_MAX_SCALES);
-
-    /* Which scales fit: the fold period P = T s must be at least one 8x8 block wide and
-     * at most the image. Only these are searched and counted for Bonferroni. */
-    int max_period = 0, usable = 0;
-    for (int i = 0; i < params->n_scales; i++) {
-        double s = params->scales[i];
-        if (!(s >= 0.125 && s <= 8.0))
-            return sdlk_error_set(err, SDLK_ERR_ARG, "watermark: scale %g outside [0.125, 8]", s);
-        int p = scale_period(t, s);
-        if (p >= 8 && p <= w && p <= h) {
-            usable++;
-            if (p > max_period)
-                max_period = p;
-        }
-    }
-    if (usable == 0)
-        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "image %dx%d is too small for the "
-                              "resize factors searched (a factor s needs %d s pixels a side)",
-                              w, h, t);
+    wm_search_plan plan;
+    sdlk_status st = wm_search_plan_make(w, h, key, params, &plan, err);
+    if (st != SDLK_OK)
+        return st;
+    int max_period = plan.max_period;
     sync->tile = t;
-    sync->hypotheses = (int64_t)usable * t * t;
+    sync->hypotheses = plan.hypotheses;
 
     locate_work wk;
     memset(&wk, 0, sizeof wk);
@@ -352,13 +368,11 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
             wk.pilot_chips[wk.n_pilot_chips++] = pc;
         }
 
-    double log_fpr = log(params->fpr > 0.0 ? params->fpr : SDLK_WM_DEFAULT_FPR);
-    double log_h = log((double)(sync->hypotheses > 0 ? sync->hypotheses : 1));
     hypothesis best = {-1, -INFINITY};
     for (int si = 0; si < params->n_scales; si++) {
         double s = params->scales[si];
-        int p = scale_period(t, s);
-        if (!(p >= 8 && p <= w && p <= h))
+        int p = plan.period[si];
+        if (p == 0)
             continue;
         /* fold modulo P: every tile of the image added at the same phase */
         memset(wk.fold, 0, sizeof *wk.fold * (size_t)p * p);
@@ -387,8 +401,7 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
         if (improved)
             sync->tiles = (double)n / ((double)p * p);
         /* Stopping early is sound: the p-value is charged for every usable scale. */
-        if (!params->exhaustive &&
-            log_h + sdlk_wm_log_binom_tail(SDLK_WM_PILOT_BITS, best.agree) <= log_fpr)
+        if (plan.stop[best.agree])
             break;
     }
     locate_work_free(&wk);
@@ -468,6 +481,27 @@ void sdlk_wm_decode_decide(const sdlk_wm_key *key, const sdlk_wm_sync *sync,
     }
 }
 
+/* Stages 2 + 3 of one image through a temporary engine (the GPU path). */
+static sdlk_status detect_on_engine(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
+                                    const sdlk_wm_detect_params *params, sdlk_device device,
+                                    sdlk_wm_sync *sync, float soft[SDLK_WM_GROUPS],
+                                    sdlk_error *err)
+{
+    sdlk_wm_engine *engine;
+    sdlk_status st = sdlk_wm_engine_open(key, device, &engine, err);
+    if (st != SDLK_OK)
+        return st;
+    sdlk_wm_task task = {.luma = luma, .sync = sync, .soft = soft};
+    st = sdlk_wm_locate_extract(engine, params, &task, 1, err);
+    sdlk_wm_engine_close(engine);
+    if (st == SDLK_OK && task.status != SDLK_OK) {
+        st = task.status;
+        if (err && !err->code)
+            *err = task.error;
+    }
+    return st;
+}
+
 sdlk_status sdlk_wm_detect(const sdlk_tensor *img, const sdlk_wm_key *key,
                            const sdlk_wm_detect_params *params, sdlk_wm_result *out,
                            sdlk_wm_sync *sync, sdlk_error *err)
@@ -478,18 +512,27 @@ sdlk_status sdlk_wm_detect(const sdlk_tensor *img, const sdlk_wm_key *key,
         sdlk_wm_detect_params_init(&defaults);
         params = &defaults;
     }
+    sdlk_device where;
+    sdlk_status st = sdlk_device_resolve(params->device, &where, err);
+    if (st != SDLK_OK)
+        return st;
     sdlk_wm_plane luma;
-    sdlk_status st = sdlk_wm_luma_from_image(img, &luma, err);
+    st = sdlk_wm_luma_from_image(img, &luma, err);
     if (st != SDLK_OK)
         return st;
     sdlk_wm_sync local;
     sdlk_wm_sync *s = sync ? sync : &local;
-    st = sdlk_wm_locate(&luma, key, params, s, err);
+    float soft[SDLK_WM_GROUPS];
+    if (where == SDLK_DEVICE_CPU) {
+        st = sdlk_wm_locate(&luma, key, params, s, err);
+        if (st == SDLK_OK)
+            sdlk_wm_extract_soft(s, key, soft);
+    } else {
+        st = detect_on_engine(&luma, key, params, where, s, soft, err);
+    }
     sdlk_wm_plane_free(&luma);
     if (st != SDLK_OK)
         return st;
-    float soft[SDLK_WM_GROUPS];
-    sdlk_wm_extract_soft(s, key, soft);
     sdlk_wm_decode_decide(key, s, soft, params->fpr, out);
     if (!sync)
         sdlk_wm_sync_free(&local);

@@ -33,6 +33,8 @@
  *     3. extract    sdlk_wm_extract_soft: the soft value of every coded bit at that
  *                   hypothesis (signed correlation of its chips with the key's signs).
  *     4. decide     sdlk_wm_decode_decide: the decision and the message.
+ *   Stages 2 and 3 also run as CUDA kernels on minibatches (an engine, below; the
+ *   detection pipeline's runs in wm/detect_pipeline.h), with the CPU's results.
  *
  *   The decision is a keyed statistical test, not "RS decoding succeeded". For one
  *   hypothesis, the agreement k of the n = 64 hard pilot bits with the key's pilots is
@@ -58,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -178,6 +181,9 @@ typedef struct sdlk_wm_detect_params {
     double scales[SDLK_WM_MAX_SCALES];  /* default 1, 0.5, 2, 0.75, 1.5 (tried in order) */
     double fpr;                         /* decision threshold on p (default 1e-6) */
     int exhaustive;                     /* 1: search every scale even after a detection */
+    sdlk_device device;                 /* where sdlk_wm_detect, the engines and the
+                                           detection runs locate + extract (default
+                                           SDLK_DEVICE_CPU; see "Devices" below) */
 } sdlk_wm_detect_params;
 void sdlk_wm_detect_params_init(sdlk_wm_detect_params *p);
 
@@ -222,10 +228,55 @@ typedef struct sdlk_wm_result {
 void sdlk_wm_decode_decide(const sdlk_wm_key *key, const sdlk_wm_sync *sync,
                            const float soft[SDLK_WM_GROUPS], double fpr, sdlk_wm_result *out);
 
-/* All four stages on one image tensor. sync may be NULL when the caller does not need
- * the hypothesis. */
+/* All four stages on one image tensor, stages 2 and 3 on params->device (NULL params:
+ * the defaults, CPU). sync may be NULL when the caller does not need the hypothesis.
+ * On the GPU each call opens and closes an engine (below): for many images use an
+ * engine or the detection pipeline (wm/detect_pipeline.h). */
 sdlk_status sdlk_wm_detect(const sdlk_tensor *img, const sdlk_wm_key *key,
                            const sdlk_wm_detect_params *params, sdlk_wm_result *out,
                            sdlk_wm_sync *sync, sdlk_error *err);
+
+/* ---- devices: locate + extract on minibatches ------------------------------------- */
+
+/* Devices (lib/core/device.h). Stages 2 and 3 have a CPU path (the functions above) and
+ * a GPU path (CUDA kernels in kernels/wm.cu) that computes the same thing operation for
+ * operation, in the same order, with IEEE round-to-nearest arithmetic: the same
+ * hypothesis (scale, offset, pilot agreement, Bonferroni count), the same band and soft
+ * bits (bit for bit where the CPU build does not contract multiply-adds, as GCC with
+ * -std=c11 on x86-64; tests/gpu/gpu_wm checks them to 1e-5 relative and reports whether
+ * they were identical), hence the same p-value, decision and message.
+ * SDLK_DEVICE_AUTO takes the GPU when sdl was built with CUDA and one is usable;
+ * SDLK_DEVICE_GPU without one is an SDLK_ERR_DEVICE error saying why, never a silent
+ * fallback. Stages 1 (luma) and 4 (decide) always run on the CPU.
+ *
+ * An engine runs stages 2 + 3 for minibatches of images on one device and one key: on
+ * the GPU it owns a CUDA stream, its device buffers (grown as needed and kept) and a
+ * device copy of the key's tables, so that several engines -- one per in-flight
+ * minibatch, each driven by its own thread -- share one GPU; on the CPU it holds
+ * nothing. One thread at a time uses an engine; `key` must outlive it. */
+typedef struct sdlk_wm_engine sdlk_wm_engine;
+
+sdlk_status sdlk_wm_engine_open(const sdlk_wm_key *key, sdlk_device device,
+                                sdlk_wm_engine **out, sdlk_error *err);
+void sdlk_wm_engine_close(sdlk_wm_engine *engine);   /* NULL is ignored */
+/* Where it runs: SDLK_DEVICE_CPU or SDLK_DEVICE_GPU (AUTO is resolved at open). */
+sdlk_device sdlk_wm_engine_device(const sdlk_wm_engine *engine);
+
+/* One image of a minibatch. */
+typedef struct sdlk_wm_task {
+    const sdlk_wm_plane *luma;  /* in */
+    sdlk_wm_sync *sync;         /* out: as sdlk_wm_locate (free with sdlk_wm_sync_free) */
+    float *soft;                /* out: [SDLK_WM_GROUPS], as sdlk_wm_extract_soft */
+    sdlk_status status;         /* out: SDLK_OK, or why this image failed (too small...) */
+    sdlk_error error;           /* out: the message when status is not SDLK_OK */
+} sdlk_wm_task;
+
+/* Stages 2 + 3 for tasks[0..n): each image gets what sdlk_wm_locate then
+ * sdlk_wm_extract_soft give it (with params->device ignored: the engine's device
+ * decides), or its own error (the messages of sdlk_wm_locate), while the others go on.
+ * Returns non-OK only when the whole minibatch failed (CUDA error, out of memory); then
+ * every task has that status and message and no sync holds memory. */
+sdlk_status sdlk_wm_locate_extract(sdlk_wm_engine *engine, const sdlk_wm_detect_params *params,
+                                   sdlk_wm_task *tasks, int n, sdlk_error *err);
 
 #endif

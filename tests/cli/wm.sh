@@ -1,8 +1,9 @@
 #!/bin/sh
 # sdl-wmembed / sdl-wmdetect: embed then detect through files, directories and a list on
-# stdin; JSON lines; the messages for a too-small image and a corrupt file in a
-# directory run (reported on their lines, the run goes on, exit 1); refusal to overwrite
-# the input; usage errors (exit 2).
+# stdin; JSON lines; --device and --batch (minibatches give the same report; the GPU
+# refused with a reason where there is none); the messages for a too-small image and a
+# corrupt file in a directory run (reported on their lines, the run goes on, exit 1);
+# refusal to overwrite the input; usage errors (exit 2).
 set -u
 EMBED="$SDL_BUILD_DIR/tools/sdl-wmembed"
 DETECT="$SDL_BUILD_DIR/tools/sdl-wmdetect"
@@ -84,6 +85,26 @@ PYEOF
         fail "json.tool rejects the report"
 fi
 
+# ---- devices: minibatches on the CPU give the same lines; the GPU is never a silent CPU ----
+strip_time() { sed 's/  [0-9.]* ms$//'; }
+"$DETECT" -k "open sesame" -q "$WORK/out" "$WORK/in/camera.png" | strip_time >"$WORK/dev-default.txt"
+"$DETECT" -k "open sesame" -q --device cpu --batch 3 --threads 2 "$WORK/out" "$WORK/in/camera.png" |
+    strip_time >"$WORK/dev-batch.txt" || fail "--device cpu --batch 3 exited $?"
+cmp -s "$WORK/dev-default.txt" "$WORK/dev-batch.txt" ||
+    fail "--batch 3 changed the report: $(diff "$WORK/dev-default.txt" "$WORK/dev-batch.txt")"
+"$DETECT" -k "open sesame" -q --device gpu "$WORK/out/camera.png" >"$WORK/dev-gpu.txt" 2>"$WORK/dev-gpu.err"
+rc=$?
+if [ $rc -eq 0 ]; then # a usable GPU: the same decision and message as the CPU
+    grep -q ': detected  message 0123456789ab' "$WORK/dev-gpu.txt" || fail "--device gpu: $(cat "$WORK/dev-gpu.txt")"
+else
+    [ $rc -eq 1 ] || fail "--device gpu without a GPU exited $rc (want 1)"
+    grep -q "GPU requested but none is usable" "$WORK/dev-gpu.err" ||
+        fail "--device gpu without a GPU: $(cat "$WORK/dev-gpu.err")"
+    [ ! -s "$WORK/dev-gpu.txt" ] || fail "--device gpu without a GPU still wrote a report"
+fi
+"$DETECT" -k "open sesame" -q --device auto "$WORK/out/camera.png" | grep -q ': detected  message 0123456789ab' ||
+    fail "--device auto did not detect"
+
 # ---- bad inputs: too small, corrupt, missing, in a directory run that goes on ------------
 mkdir -p "$WORK/mixed"
 cp "$WORK/out/camera.png" "$WORK/mixed/a.png"
@@ -154,6 +175,8 @@ usage_case "detect bad fpr" "$DETECT" -k a --fpr 2 "$WORK/in/coins.png"
 usage_case "detect bad scales" "$DETECT" -k a --scales 1,x "$WORK/in/coins.png"
 usage_case "detect bad pipeline" "$DETECT" -k a --pipeline warp "$WORK/in/coins.png"
 usage_case "detect without input" "$DETECT" -k a
+usage_case "detect bad device" "$DETECT" -k a --device warp "$WORK/in/coins.png"
+usage_case "detect bad batch" "$DETECT" -k a --batch 0 "$WORK/in/coins.png"
 
 [ $failures -eq 0 ] && echo "sdl-wmembed/sdl-wmdetect: all checks passed"
 exit $failures

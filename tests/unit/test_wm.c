@@ -8,9 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/device.h"
+#include "core/pipeline.h"
 #include "image/image.h"
 #include "metrics/metrics.h"
 #include "unit.h"
+#include "wm/detect_pipeline.h"
 #include "wm/wm.h"
 
 static const uint8_t MSG[SDLK_WM_MESSAGE_BYTES] = {0xde, 0xad, 0xbe, 0xef, 0x01, 0x23};
@@ -505,9 +508,185 @@ START_TEST(test_false_positives)
 }
 END_TEST
 
+/* ---- devices ----------------------------------------------------------------------- */
+
+/* A pipeline source/sink over minibatch items whose luma is filled in advance. */
+typedef struct luma_batches {
+    sdlk_wm_det_batch *batches;
+    int n, next, delivered;
+} luma_batches;
+
+static sdlk_status batches_source(void *ctx, void **item, sdlk_error *err)
+{
+    (void)err;
+    luma_batches *b = ctx;
+    if (b->next == b->n)
+        return SDLK_ERR_EOF;
+    *item = &b->batches[b->next++];
+    return SDLK_OK;
+}
+
+static sdlk_status batches_sink(void *ctx, void *item, sdlk_status st, const sdlk_error *item_err,
+                                int failed_stage, sdlk_error *err)
+{
+    (void)item;
+    (void)item_err;
+    (void)failed_stage;
+    (void)err;
+    luma_batches *b = ctx;
+    ck_assert_int_eq(st, SDLK_OK);
+    b->delivered++;
+    return SDLK_OK;
+}
+
+/* The device choice: CPU by default and unchanged; the GPU refused with a message that
+ * says why where there is none (never a silent CPU run); AUTO falls to the CPU there;
+ * the CPU engine and the minibatch stages give what the stage functions give, image by
+ * image, with one image's failure kept to itself. Small crops keep it fast. */
+START_TEST(test_device_option)
+{
+    sdlk_wm_detect_params params;
+    sdlk_wm_detect_params_init(&params);
+    ck_assert_int_eq(params.device, SDLK_DEVICE_CPU);
+    sdlk_wm_key key;
+    derive("device key", 64, &key);
+    sdlk_tensor photo, marked, crop, unmarked;
+    read_photo("camera.png", &photo);
+    sdlk_error err = {0};
+    ck_assert_msg(sdlk_wm_embed(&photo, &key, MSG, SDLK_WM_DEFAULT_STRENGTH, &marked, &err) ==
+                      SDLK_OK, "%s", err.msg);
+    attack_crop(&marked, 21, 35, 160, 176, &crop);
+    attack_crop(&photo, 200, 100, 130, 150, &unmarked);
+
+    sdlk_wm_result cpu, other;
+    sdlk_wm_sync cpu_sync, other_sync;
+    ck_assert_msg(sdlk_wm_detect(&crop, &key, NULL, &cpu, &cpu_sync, &err) == SDLK_OK, "%s",
+                  err.msg);
+    ck_assert(cpu.detected && cpu.message_ok && memcmp(cpu.message, MSG, 6) == 0);
+
+    int gpus = sdlk_gpu_count();
+    params.device = SDLK_DEVICE_GPU;
+    sdlk_error_clear(&err);
+    sdlk_status st = sdlk_wm_detect(&crop, &key, &params, &other, &other_sync, &err);
+    sdlk_wm_engine *engine = NULL;
+    sdlk_wm_det_ctx ctx = {.key = &key, .params = params};
+    sdlk_wm_det_run *run = NULL;
+    if (gpus == 0) {
+        ck_assert_int_eq(st, SDLK_ERR_DEVICE);
+        ck_assert_msg(strstr(err.msg, "GPU requested but none is usable"), "%s", err.msg);
+        if (!sdlk_cuda_compiled())
+            ck_assert_msg(strstr(err.msg, "built without CUDA"), "%s", err.msg);
+        sdlk_error_clear(&err);
+        ck_assert_int_eq(sdlk_wm_engine_open(&key, SDLK_DEVICE_GPU, &engine, &err), SDLK_ERR_DEVICE);
+        ck_assert(engine == NULL && strstr(err.msg, "GPU") != NULL);
+        sdlk_error_clear(&err);
+        ck_assert_int_eq(sdlk_wm_det_run_open(&ctx, 2, &run, &err), SDLK_ERR_DEVICE);
+        ck_assert(run == NULL);
+    } else {
+        ck_assert_msg(st == SDLK_OK, "%s", err.msg);
+        ck_assert_int_eq(other.detected, cpu.detected);
+        ck_assert_int_eq(other.pilot_agree, cpu.pilot_agree);
+        ck_assert(memcmp(other.message, cpu.message, 6) == 0);
+        sdlk_wm_sync_free(&other_sync);
+    }
+    /* the per-image pipeline stages never take the GPU silently */
+    sdlk_pipeline_stage item_stages[SDLK_WM_DET_STAGES];
+    sdlk_wm_det_stages(&ctx, item_stages);
+    sdlk_wm_det_item item;
+    memset(&item, 0, sizeof item);
+    ck_assert(sdlk_wm_luma_from_image(&crop, &item.luma, &err) == SDLK_OK);
+    sdlk_error_clear(&err);
+    ck_assert_int_eq(item_stages[1].run(item_stages[1].ctx, &item, 0, &err), SDLK_ERR_DEVICE);
+    ck_assert(item.luma.data == NULL);
+    sdlk_wm_det_item_clear(&item);
+
+    /* AUTO: the GPU only where one is usable */
+    params.device = SDLK_DEVICE_AUTO;
+    ck_assert_msg(sdlk_wm_detect(&crop, &key, &params, &other, NULL, &err) == SDLK_OK, "%s",
+                  err.msg);
+    ck_assert_int_eq(other.detected, cpu.detected);
+    ck_assert_int_eq(other.pilot_agree, cpu.pilot_agree);
+    ck_assert(other.p_value == cpu.p_value);
+
+    /* the CPU engine on a minibatch: a marked crop, a too-small plane, an unmarked crop */
+    params.device = SDLK_DEVICE_CPU;
+    ck_assert(sdlk_wm_engine_open(&key, SDLK_DEVICE_CPU, &engine, &err) == SDLK_OK);
+    ck_assert_int_eq(sdlk_wm_engine_device(engine), SDLK_DEVICE_CPU);
+    sdlk_wm_plane planes[3];
+    ck_assert(sdlk_wm_luma_from_image(&crop, &planes[0], &err) == SDLK_OK);
+    planes[1].width = planes[1].height = 40;
+    planes[1].data = calloc(40 * 40, sizeof(float));
+    ck_assert(sdlk_wm_luma_from_image(&unmarked, &planes[2], &err) == SDLK_OK);
+    sdlk_wm_sync syncs[3];
+    float soft[3][SDLK_WM_GROUPS];
+    sdlk_wm_task tasks[3];
+    for (int i = 0; i < 3; i++)
+        tasks[i] = (sdlk_wm_task){.luma = &planes[i], .sync = &syncs[i], .soft = soft[i]};
+    ck_assert(sdlk_wm_locate_extract(engine, &params, tasks, 3, &err) == SDLK_OK);
+    ck_assert_int_eq(tasks[0].status, SDLK_OK);
+    ck_assert_int_eq(tasks[1].status, SDLK_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(tasks[1].error.msg, "too small"), "%s", tasks[1].error.msg);
+    ck_assert_int_eq(tasks[2].status, SDLK_OK);
+    ck_assert_int_eq(syncs[0].offset_y, cpu_sync.offset_y);
+    ck_assert_int_eq(syncs[0].offset_x, cpu_sync.offset_x);
+    ck_assert(syncs[0].scale == cpu_sync.scale && syncs[0].hypotheses == cpu_sync.hypotheses);
+    ck_assert(memcmp(syncs[0].blocks, cpu_sync.blocks, sizeof(float) * (size_t)key.chips) == 0);
+    float direct[SDLK_WM_GROUPS];
+    sdlk_wm_extract_soft(&cpu_sync, &key, direct);
+    ck_assert(memcmp(direct, soft[0], sizeof direct) == 0);
+    sdlk_wm_engine_close(engine);
+
+    /* a CPU detection run over minibatches of luma planes: the same results */
+    ctx.params = params;
+    ck_assert(sdlk_wm_det_run_open(&ctx, 2, &run, &err) == SDLK_OK);
+    ck_assert_int_eq(sdlk_wm_det_run_device(run), SDLK_DEVICE_CPU);
+    sdlk_pipeline_stage stages[SDLK_WM_DET_STAGES];
+    int n_stages = sdlk_wm_det_run_luma_stages(run, stages);
+    ck_assert_int_eq(n_stages, 3);
+    sdlk_wm_det_item items[3];
+    memset(items, 0, sizeof items);
+    for (int i = 0; i < 3; i++) {
+        items[i].luma = planes[i]; /* the stages free it */
+        items[i].path = i == 1 ? "tiny" : "crop";
+    }
+    sdlk_wm_det_batch batches[2] = {{items, 2}, {items + 2, 1}};
+    luma_batches lb = {batches, 2, 0, 0};
+    sdlk_pipeline_config config = SDLK_PIPELINE_CONFIG_INIT;
+    config.stages = stages;
+    config.n_stages = n_stages;
+    config.source = batches_source;
+    config.source_ctx = &lb;
+    config.sink = batches_sink;
+    config.sink_ctx = &lb;
+    config.threads = 2;
+    ck_assert_msg(sdlk_pipeline_run(&config, NULL, &err) == SDLK_OK, "%s", err.msg);
+    ck_assert_int_eq(lb.delivered, 2);
+    ck_assert_int_eq(items[0].status, SDLK_OK);
+    ck_assert_int_eq(items[0].result.detected, cpu.detected);
+    ck_assert(items[0].result.p_value == cpu.p_value);
+    ck_assert(memcmp(items[0].result.message, cpu.message, 6) == 0);
+    ck_assert_int_eq(items[1].status, SDLK_ERR_UNSUPPORTED);
+    ck_assert_msg(strncmp(items[1].error.msg, "tiny: ", 6) == 0, "%s", items[1].error.msg);
+    ck_assert_int_eq(items[2].status, SDLK_OK);
+    ck_assert(!items[2].result.detected);
+    for (int i = 0; i < 3; i++) {
+        sdlk_wm_det_item_clear(&items[i]);
+        sdlk_wm_sync_free(&syncs[i]);
+    }
+    sdlk_wm_det_run_close(run);
+
+    sdlk_wm_sync_free(&cpu_sync);
+    sdlk_tensor_free(&photo);
+    sdlk_tensor_free(&marked);
+    sdlk_tensor_free(&crop);
+    sdlk_tensor_free(&unmarked);
+    sdlk_wm_key_free(&key);
+}
+END_TEST
+
 int main(void)
 {
     return UNIT_RUN("wm", test_rs_capability, test_binomial_tail, test_key_and_message,
                     test_metrics, test_embed_detect_photos, test_embed_depth_alpha,
-                    test_false_positives);
+                    test_false_positives, test_device_option);
 }
