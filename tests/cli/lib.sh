@@ -3,7 +3,10 @@
 # Gives WORK (a scratch directory removed on exit), `failures`, fail MESSAGE, and
 # expect_exit CODE OUTPUT DESCRIPTION -- COMMAND...: the command exits CODE, prints
 # exactly one "tool: ..." error line (plus the --help hint for usage errors), and leaves
-# neither OUTPUT (unless "-") nor a temporary file behind.
+# neither OUTPUT (unless "-") nor a temporary file behind; and
+# expect_interrupt_cleans OUTPUT DELAY -- COMMAND...: the command, interrupted with
+# SIGINT after DELAY seconds, exits non-zero saying 'interrupted' and leaves neither
+# OUTPUT nor its temporary (.OUTPUT*) behind.
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 failures=0
@@ -29,4 +32,20 @@ expect_exit() {
     if find "$WORK" -name '*.tmp*' | grep -q .; then
         fail "$what: left a temporary file"
     fi
+}
+
+expect_interrupt_cleans() {
+    output=$1 delay=$2
+    shift 3
+    "$@" 2>"$WORK/int.err" &
+    pid=$!
+    sleep "$delay"
+    kill -INT "$pid"
+    wait "$pid"
+    rc=$?
+    [ "$rc" -ne 0 ] || fail "interrupted run exited 0"
+    [ ! -e "$output" ] || fail "interrupted run left its output"
+    find "$(dirname "$output")" -maxdepth 1 -name ".$(basename "$output")*" | grep -q . &&
+        fail "interrupted run left a temporary"
+    grep -q 'interrupted' "$WORK/int.err" || fail "no 'interrupted' message: $(cat "$WORK/int.err")"
 }

@@ -93,17 +93,8 @@ expect_exit 2 "$WORK/u.mkv" "bad --sketch-steps" -- \
     "$TOOL" --generate --sketch-steps 0 --model "exec:$worker" -o "$WORK/u.mkv"
 
 # ---- Ctrl-C during stage 1: the partial output and its temporary file are removed ----
-"$TOOL" --generate --sketch-size 512x512 --frames 4 --sketch-steps 1000 -q \
-    --model "exec:$worker" -o "$WORK/int.mkv" 2>"$WORK/int.err" &
-pid=$!
-sleep 1
-kill -INT "$pid"
-wait "$pid"
-rc=$?
-[ "$rc" -ne 0 ] || fail "interrupted run exited 0"
-[ ! -e "$WORK/int.mkv" ] || fail "interrupted run left its output"
-find "$WORK" -maxdepth 1 -name '.int.mkv*' | grep -q . && fail "interrupted run left a temporary"
-grep -q 'interrupted' "$WORK/int.err" || fail "no 'interrupted' message: $(cat "$WORK/int.err")"
+expect_interrupt_cleans "$WORK/int.mkv" 1 -- "$TOOL" --generate --sketch-size 512x512 --frames 4 \
+    --sketch-steps 1000 -q --model "exec:$worker" -o "$WORK/int.mkv"
 
 [ "$failures" -eq 0 ] || exit 1
 echo "supergen-generate: all checks passed"

@@ -464,8 +464,11 @@ static void model_close(sdlk_denoiser *d, int64_t request) { (void)d, (void)requ
 
 static void model_destroy(sdlk_denoiser *d) { (void)d; }
 
-static void predict_target(const test_model *m, const sdlk_denoiser_desc *desc,
-                           const sdlk_denoise_item *it)
+/* Copy between a tile and its place on the (wrapping) canvas of m: into tile_out from
+ * `canvas` when tile_out is not NULL, else from tile_in into `canvas`. */
+static void tile_canvas_copy(const test_model *m, const sdlk_denoiser_desc *desc,
+                             const sdlk_denoise_item *it, float *canvas, float *tile_out,
+                             const float *tile_in)
 {
     int64_t c = desc->channels, j = 0;
     for (int64_t t = 0; t < desc->tile[0]; t++)
@@ -475,9 +478,18 @@ static void predict_target(const test_model *m, const sdlk_denoiser_desc *desc,
                     int64_t ct = (it->offset[0] + t) % m->canvas[0];
                     int64_t cy = (it->offset[1] + y) % m->canvas[1];
                     int64_t cx = (it->offset[2] + x) % m->canvas[2];
-                    it->out[j] =
-                        m->target->data[((ct * m->canvas[1] + cy) * m->canvas[2] + cx) * c + ch];
+                    int64_t at = ((ct * m->canvas[1] + cy) * m->canvas[2] + cx) * c + ch;
+                    if (tile_out)
+                        tile_out[j] = canvas[at];
+                    else
+                        canvas[at] = tile_in[j];
                 }
+}
+
+static void predict_target(const test_model *m, const sdlk_denoiser_desc *desc,
+                           const sdlk_denoise_item *it)
+{
+    tile_canvas_copy(m, desc, it, m->target->data, it->out, NULL);
 }
 
 static void predict_blur(const sdlk_denoiser_desc *desc, const sdlk_denoise_item *it)
@@ -505,17 +517,7 @@ static void predict_blur(const sdlk_denoiser_desc *desc, const sdlk_denoise_item
 static void record_input(const test_model *m, const sdlk_denoiser_desc *desc,
                          const sdlk_denoise_item *it)
 {
-    int64_t c = desc->channels, j = 0;
-    for (int64_t t = 0; t < desc->tile[0]; t++)
-        for (int64_t y = 0; y < desc->tile[1]; y++)
-            for (int64_t x = 0; x < desc->tile[2]; x++)
-                for (int64_t ch = 0; ch < c; ch++, j++) {
-                    int64_t ct = (it->offset[0] + t) % m->canvas[0];
-                    int64_t cy = (it->offset[1] + y) % m->canvas[1];
-                    int64_t cx = (it->offset[2] + x) % m->canvas[2];
-                    m->first_input->data[((ct * m->canvas[1] + cy) * m->canvas[2] + cx) * c + ch] =
-                        it->x[j];
-                }
+    tile_canvas_copy(m, desc, it, m->first_input->data, NULL, it->x);
 }
 
 static sdlk_status model_predict(sdlk_denoiser *d, const sdlk_denoise_item *items, int n,
