@@ -10,9 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/pool.h"
 #include "core/tensor.h"
 #include "gen/canvas.h"
+
+#ifdef SDLK_HAVE_CUDA
+#include "kernels/exemplar_cuda.h"
+#endif
 
 /* Levels are clamped below 1 - LEVEL_EPS (the weights need some noise) and treated as
  * pure noise below LEVEL_EPS (the posterior is then the prior mean). */
@@ -39,6 +44,7 @@ void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o)
     o->max_batch = 16;
     o->threads = 1;
     o->seed = 1;
+    o->device = SDLK_DEVICE_CPU; /* the GPU only when asked for: see exemplar.h */
 }
 
 /* A whole decimal integer in [lo, hi]; anything else (empty, trailing text, out of
@@ -122,6 +128,8 @@ static int apply_option(sdlk_exemplar_opts *o, const char *key, const char *valu
         o->moving_lattice = strcmp(value, "moving") == 0;
         return 0;
     }
+    if (strcmp(key, "device") == 0)
+        return sdlk_device_parse(value, &o->device, NULL) == SDLK_OK ? 0 : -1;
     if (strcmp(key, "seed") == 0) {
         if (!*value || *value == '-')
             return -1;
@@ -160,12 +168,13 @@ sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sd
             st = sdlk_error_set(err, SDLK_ERR_ARG,
                                 "exemplar options: unknown key \"%s\" (keys: patch, patch_t, "
                                 "stride, exemplar_stride, scales, max_exemplars, tile, "
-                                "halo, channels, batch, threads, seed)",
+                                "halo, channels, batch, threads, seed, lattice, device)",
                                 item);
         else if (rc)
             st = sdlk_error_set(err, SDLK_ERR_ARG,
-                                "exemplar options: bad value \"%s\" for key \"%s\"", eq + 1,
-                                item);
+                                "exemplar options: bad value \"%s\" for key \"%s\"%s", eq + 1,
+                                item,
+                                strcmp(item, "device") == 0 ? " (cpu, gpu or auto)" : "");
     }
     free(copy);
     if (!st)
@@ -184,6 +193,9 @@ typedef struct prior {
     float *half_norm;   /* |P_j|^2 / 2 */
     float *mean;        /* [D]: the posterior at pure noise */
     int refs;
+#ifdef SDLK_HAVE_CUDA
+    sdlk_cuda_exemplar_prior *gpu; /* the same on the device (device=gpu), else NULL */
+#endif
 } prior;
 
 typedef struct exemplar {
@@ -194,6 +206,11 @@ typedef struct exemplar {
     int64_t count, cap;
     sdlk_pool *pool;      /* threads > 1: patch blocks of one big tile in parallel */
     pthread_mutex_t pool_lock; /* one predict at a time uses the pool; others run inline */
+    sdlk_device device;   /* where predict runs: CPU or GPU (resolved) */
+#ifdef SDLK_HAVE_CUDA
+    sdlk_cuda_exemplar *gpu;  /* device=gpu: cuBLAS handle, stream, scratch */
+    pthread_mutex_t gpu_lock; /* the GPU context takes one predict at a time */
+#endif
 } exemplar;
 
 static void prior_free(prior *p)
@@ -203,6 +220,9 @@ static void prior_free(prior *p)
     free(p->patches);
     free(p->half_norm);
     free(p->mean);
+#ifdef SDLK_HAVE_CUDA
+    sdlk_cuda_exemplar_prior_free(p->gpu);
+#endif
     free(p);
 }
 
@@ -442,6 +462,17 @@ static sdlk_status exemplar_open(sdlk_denoiser *d, const sdlk_gen_request *req,
     st = prior_build(ex, req, &p, err);
     if (st)
         return st;
+#ifdef SDLK_HAVE_CUDA
+    if (ex->gpu) { /* once per request: predicts then only move windows */
+        st = sdlk_cuda_exemplar_prior_upload(p->patches, p->half_norm, p->mean, p->n, ex->dim,
+                                             &p->gpu, err);
+        if (st) {
+            sdlk_error_prefix(err, "exemplar request %lld", (long long)req->id);
+            prior_free(p);
+            return st;
+        }
+    }
+#endif
     /* Built outside the lock (it is the slow part); the duplicate check happens at
      * insertion so that two racing opens of one id cannot both succeed. */
     pthread_mutex_lock(&ex->lock);
@@ -542,6 +573,19 @@ static float tent_weight(int64_t i, int64_t p)
     return (float)(((double)edge + 0.5) / ((double)p / 2.0));
 }
 
+/* The blend weight of each patch element (run r is row r % p of frame r / p): dim
+ * values, the same for every patch. The GPU path gets these very floats. */
+static void patch_weights(const sdlk_exemplar_opts *o, float *weight)
+{
+    int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
+    for (int64_t r = 0; r < runs; r++) {
+        float run_weight = tent_weight(r / o->patch, o->patch_t) *
+                           tent_weight(r % o->patch, o->patch);
+        for (int64_t k = 0; k < len; k++)
+            weight[r * len + k] = run_weight * tent_weight(k / o->channels, o->patch);
+    }
+}
+
 /* out = per-element tent-weighted average of the patch estimates covering it; `weight`
  * is scratch for dim values (one patch's element weights). */
 static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
@@ -551,14 +595,8 @@ static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
     int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
     memset(out, 0, (size_t)numel * sizeof *out);
     memset(cover, 0, (size_t)numel * sizeof *cover);
-    /* The weight of each patch element (run r is row r % p of frame r / p), once per
-     * call rather than per patch: dim values, the same for every patch. */
-    for (int64_t r = 0; r < runs; r++) {
-        float run_weight = tent_weight(r / o->patch, o->patch_t) *
-                           tent_weight(r % o->patch, o->patch);
-        for (int64_t k = 0; k < len; k++)
-            weight[r * len + k] = run_weight * tent_weight(k / o->channels, o->patch);
-    }
+    /* once per call rather than per patch */
+    patch_weights(o, weight);
     for (int64_t i = 0; i < tp->m; i++)
         for (int64_t r = 0; r < runs; r++) {
             const float *src = est + i * dim + r * len;
@@ -674,6 +712,13 @@ static void tile_patches_init(const sdlk_exemplar_opts *o, const sdlk_denoise_it
     }
 }
 
+/* The level the weights use: below 1 - LEVEL_EPS (they need some noise); under
+ * LEVEL_EPS the caller treats it as pure noise. */
+static double clamp_level(double level)
+{
+    return level > 1.0 - LEVEL_EPS ? 1.0 - LEVEL_EPS : level;
+}
+
 /* The posterior-mean patch estimates of one tile into s->est. */
 /* One block of patches: distances, posterior weights, estimates into est rows. */
 typedef struct block_job {
@@ -713,7 +758,7 @@ static void estimate_patches(exemplar *ex, const prior *p, const tile_patches *t
                              const sdlk_denoise_item *it, scratch *s)
 {
     const int64_t dim = ex->dim;
-    double a = it->level > 1.0 - LEVEL_EPS ? 1.0 - LEVEL_EPS : it->level;
+    double a = clamp_level(it->level);
     if (a < LEVEL_EPS) {
         for (int64_t i = 0; i < tp->m; i++)
             memcpy(s->est + i * dim, p->mean, (size_t)dim * sizeof *s->est);
@@ -751,29 +796,115 @@ static sdlk_status predict_tile(exemplar *ex, const prior *p, const sdlk_denoise
     return st;
 }
 
+/* The checks every item passes before either path predicts it; on success *out holds a
+ * reference to its prior. */
+static sdlk_status item_prior(exemplar *ex, const sdlk_denoise_item *it, prior **out,
+                              sdlk_error *err)
+{
+    *out = NULL;
+    if (!(it->level >= 0.0 && it->level <= 1.0))
+        return sdlk_error_set(err, SDLK_ERR_ARG,
+                              "exemplar predict: tile %lld has level %g, outside [0, 1] "
+                              "(alpha_bar)",
+                              (long long)it->tile_id, it->level);
+    *out = prior_acquire(ex, it->request);
+    if (!*out)
+        return sdlk_error_set(err, SDLK_ERR_NOTFOUND,
+                              "exemplar predict: tile %lld names request %lld, which is "
+                              "not open",
+                              (long long)it->tile_id, (long long)it->request);
+    return SDLK_OK;
+}
+
+#ifdef SDLK_HAVE_CUDA
+/* device=gpu: the whole batch in one call of the GPU context (kernels/exemplar_cuda.h).
+ * The patch layout, the level clamp and the blend weights come from the CPU path's own
+ * functions, so the two paths cannot drift apart. */
+static sdlk_status predict_batch_gpu(exemplar *ex, const sdlk_denoise_item *items, int n,
+                                     sdlk_error *err)
+{
+    if (n <= 0)
+        return SDLK_OK;
+    const sdlk_exemplar_opts *o = &ex->o;
+    const int64_t per_tile = o->tile[0] + o->tile[1] + o->tile[2];
+    prior **priors = calloc((size_t)n, sizeof *priors);
+    sdlk_cuda_exemplar_tile *tiles = calloc((size_t)n, sizeof *tiles);
+    int64_t *pos = malloc((size_t)(n * per_tile) * sizeof *pos);
+    sdlk_status st = SDLK_OK;
+    if (!priors || !tiles || !pos)
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar predict: out of memory");
+    for (int i = 0; i < n && !st; i++) {
+        const sdlk_denoise_item *it = &items[i];
+        st = item_prior(ex, it, &priors[i], err);
+        if (st)
+            break;
+        tile_patches tp;
+        tile_patches_init(o, it, pos + i * per_tile, &tp);
+        double a = clamp_level(it->level);
+        tiles[i] = (sdlk_cuda_exemplar_tile){
+            .prior = priors[i]->gpu,
+            .x = it->x,
+            .out = it->out,
+            .a = a,
+            .sqrt_a = sqrt(a),
+            .inv_one_minus_a = 1.0 / (1.0 - a),
+            .pure_noise = a < LEVEL_EPS,
+        };
+        for (int ax = 0; ax < 3; ax++) {
+            tiles[i].count[ax] = tp.count[ax];
+            tiles[i].pos[ax] = tp.pos[ax];
+        }
+    }
+    if (!st) {
+        pthread_mutex_lock(&ex->gpu_lock);
+        st = sdlk_cuda_exemplar_predict(ex->gpu, tiles, n, err);
+        pthread_mutex_unlock(&ex->gpu_lock);
+        if (st)
+            sdlk_error_prefix(err, "exemplar predict (GPU)");
+    }
+    for (int i = 0; priors && i < n; i++)
+        if (priors[i])
+            prior_release(ex, priors[i]);
+    free(priors);
+    free(tiles);
+    free(pos);
+    return st;
+}
+#endif
+
 static sdlk_status exemplar_predict(sdlk_denoiser *d, const sdlk_denoise_item *items, int n,
                                     sdlk_error *err)
 {
     exemplar *ex = d->impl;
+#ifdef SDLK_HAVE_CUDA
+    if (ex->gpu)
+        return predict_batch_gpu(ex, items, n, err);
+#endif
     for (int i = 0; i < n; i++) {
         const sdlk_denoise_item *it = &items[i];
-        if (!(it->level >= 0.0 && it->level <= 1.0))
-            return sdlk_error_set(err, SDLK_ERR_ARG,
-                                  "exemplar predict: tile %lld has level %g, outside [0, 1] "
-                                  "(alpha_bar)",
-                                  (long long)it->tile_id, it->level);
-        prior *p = prior_acquire(ex, it->request);
-        if (!p)
-            return sdlk_error_set(err, SDLK_ERR_NOTFOUND,
-                                  "exemplar predict: tile %lld names request %lld, which is "
-                                  "not open",
-                                  (long long)it->tile_id, (long long)it->request);
-        sdlk_status st = predict_tile(ex, p, it, err);
+        prior *p;
+        sdlk_status st = item_prior(ex, it, &p, err);
+        if (st)
+            return st;
+        st = predict_tile(ex, p, it, err);
         prior_release(ex, p);
         if (st)
             return st;
     }
     return SDLK_OK;
+}
+
+/* The backend state without its requests (their priors are released first). */
+static void exemplar_free_state(exemplar *ex)
+{
+#ifdef SDLK_HAVE_CUDA
+    sdlk_cuda_exemplar_destroy(ex->gpu);
+    pthread_mutex_destroy(&ex->gpu_lock);
+#endif
+    sdlk_pool_destroy(ex->pool);
+    pthread_mutex_destroy(&ex->lock);
+    pthread_mutex_destroy(&ex->pool_lock);
+    free(ex);
 }
 
 static void exemplar_destroy(sdlk_denoiser *d)
@@ -782,10 +913,7 @@ static void exemplar_destroy(sdlk_denoiser *d)
     for (int64_t i = 0; i < ex->count; i++)
         prior_release(ex, ex->table[i]);
     free(ex->table);
-    pthread_mutex_destroy(&ex->lock);
-    sdlk_pool_destroy(ex->pool);
-    pthread_mutex_destroy(&ex->pool_lock);
-    free(ex);
+    exemplar_free_state(ex);
     free(d);
 }
 
@@ -872,6 +1000,41 @@ static sdlk_status resolve_window(sdlk_exemplar_opts *o, sdlk_error *err)
     return SDLK_OK;
 }
 
+/* Where predict runs: device=cpu, or a GPU that exists (SDLK_ERR_DEVICE naming why
+ * not: built without CUDA, no device, driver error), AUTO resolved by device.h's rule. */
+static sdlk_status resolve_device(const sdlk_exemplar_opts *o, sdlk_device *where,
+                                  sdlk_error *err)
+{
+    sdlk_status st = sdlk_device_resolve(o->device, where, err);
+    if (st)
+        sdlk_error_prefix(err, "exemplar model: device=%s", sdlk_device_name(o->device));
+    return st;
+}
+
+#ifdef SDLK_HAVE_CUDA
+/* The GPU context of a device=gpu model (loads cuBLAS: a missing library is an error
+ * here, at creation, not at the first predict). */
+static sdlk_status gpu_attach(exemplar *ex, sdlk_error *err)
+{
+    float *weight = malloc((size_t)ex->dim * sizeof *weight);
+    if (!weight)
+        return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar model: out of memory");
+    patch_weights(&ex->o, weight);
+    const sdlk_cuda_exemplar_geom geom = {
+        .window = {ex->o.tile[0], ex->o.tile[1], ex->o.tile[2]},
+        .channels = ex->o.channels,
+        .patch = ex->o.patch,
+        .patch_t = ex->o.patch_t,
+        .weight = weight,
+    };
+    sdlk_status st = sdlk_cuda_exemplar_create(&geom, &ex->gpu, err);
+    free(weight);
+    if (st)
+        sdlk_error_prefix(err, "exemplar model: device=%s", sdlk_device_name(ex->o.device));
+    return st;
+}
+#endif
+
 sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *opts, sdlk_denoiser **out,
                                  sdlk_error *err)
 {
@@ -885,6 +1048,10 @@ sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *opts, sdlk_denoiser *
     st = check_opts(&o, err);
     if (st)
         return st;
+    sdlk_device where;
+    st = resolve_device(&o, &where, err);
+    if (st)
+        return st;
     sdlk_denoiser *d = calloc(1, sizeof *d);
     exemplar *ex = calloc(1, sizeof *ex);
     if (!d || !ex || pthread_mutex_init(&ex->lock, NULL) != 0) {
@@ -893,15 +1060,23 @@ sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *opts, sdlk_denoiser *
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar model: out of memory");
     }
     pthread_mutex_init(&ex->pool_lock, NULL);
-    if (o.threads > 1 && !(ex->pool = sdlk_pool_create(o.threads, err))) {
-        pthread_mutex_destroy(&ex->lock);
-        pthread_mutex_destroy(&ex->pool_lock);
-        free(d);
-        free(ex);
-        return err && err->code ? err->code : SDLK_ERR_NOMEM;
-    }
+#ifdef SDLK_HAVE_CUDA
+    pthread_mutex_init(&ex->gpu_lock, NULL);
+#endif
     ex->o = o;
     ex->dim = (int64_t)o.patch_t * o.patch * o.patch * o.channels;
+    ex->device = where;
+    if (o.threads > 1 && !(ex->pool = sdlk_pool_create(o.threads, err)))
+        st = err && err->code ? err->code : SDLK_ERR_NOMEM;
+#ifdef SDLK_HAVE_CUDA
+    if (!st && where == SDLK_DEVICE_GPU)
+        st = gpu_attach(ex, err);
+#endif
+    if (st) {
+        exemplar_free_state(ex);
+        free(d);
+        return st;
+    }
     d->ops = &exemplar_ops;
     d->impl = ex;
     snprintf(d->desc.name, sizeof d->desc.name, "exemplar");
@@ -926,4 +1101,27 @@ int64_t sdlk_exemplar_count(sdlk_denoiser *d, int64_t request)
     int64_t n = i >= 0 ? ex->table[i]->n : -1;
     pthread_mutex_unlock(&ex->lock);
     return n;
+}
+
+sdlk_device sdlk_exemplar_device(sdlk_denoiser *d)
+{
+    if (!d || d->ops != &exemplar_ops)
+        return SDLK_DEVICE_AUTO;
+    return ((exemplar *)d->impl)->device;
+}
+
+double sdlk_exemplar_device_ms(sdlk_denoiser *d)
+{
+    if (!d || d->ops != &exemplar_ops)
+        return -1.0;
+#ifdef SDLK_HAVE_CUDA
+    exemplar *ex = d->impl;
+    if (ex->gpu) {
+        pthread_mutex_lock(&ex->gpu_lock);
+        double ms = sdlk_cuda_exemplar_device_ms(ex->gpu);
+        pthread_mutex_unlock(&ex->gpu_lock);
+        return ms;
+    }
+#endif
+    return -1.0;
 }

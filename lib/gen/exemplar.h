@@ -46,15 +46,43 @@
  *   Flow-matching inputs are not supported (the model declares VP time); the sampler
  *   always drives it with alpha_bar.
  *
+ *   Devices (device=cpu|gpu|auto, default cpu): with device=gpu the same computation
+ *   runs on a CUDA GPU (kernels/exemplar_cuda.h): each request's exemplars, their half
+ *   norms and the mean exemplar are uploaded once when it is opened (freed when it is
+ *   closed); a predict call sends its input windows and gets its output windows back,
+ *   and everything between -- patch gather, Y P^T (cuBLAS sgemm, f32, no TF32), the
+ *   row softmax (in double, the max subtracted, operation for operation as on the CPU),
+ *   W P (cuBLAS) and the tent-weighted blend (a gather in the CPU's order) -- runs on
+ *   the device, one batch per call, tiles of several requests grouped by prior. auto
+ *   picks the GPU when sdl was built with CUDA and a device is present (core/device.h),
+ *   else the CPU. device=gpu where there is none (not built with CUDA, no device,
+ *   driver error) or where cuBLAS cannot be loaded is an SDLK_ERR_DEVICE from
+ *   sdlk_exemplar_create naming why; auto that finds a device but not cuBLAS fails the
+ *   same way (no silent fallback). The CPU path is unchanged by the option.
+ *   Tolerance: for a window at level a (clamped as above), max |GPU - CPU| <=
+ *   1e-4 * max(1, a / (5 (1 - a))) on [-1, 1] data: 1e-4 up to a = 5/6, 1.8e-4 at 0.9,
+ *   2e-3 at 0.99. Both paths compute G = Y P^T in f32 with different summation orders
+ *   (a few ulps of |G|, which reaches ~100 at D = 192) and the logits scale G by
+ *   sqrt(a) / (1 - a), so the weights -- and the outputs -- differ by that much more at
+ *   high levels; two OpenBLAS kernels (Zen and Prescott) on chelsea.png differ by
+ *   6.5e-6 at 0.5, 5.1e-5 at 0.9, 2.2e-4 at 0.99 (fixed and moving lattice, 1024 and
+ *   4096 exemplars), under a third of the tolerance. Pure-noise windows (a < 1e-6)
+ *   share every float operation and come out bit-exact. The GPU output is the same
+ *   from run to run for the same batches; a tile's last bits may depend on the other
+ *   tiles of its predict call (cuBLAS picks its GEMM kernels by matrix size), within
+ *   the same tolerance.
+ *
  *   Threading: the prior of an opened request is immutable; predict uses per-call
- *   scratch, so concurrent predicts are safe. OpenBLAS threads are the caller's
- *   business (tools call openblas_set_num_threads(1) when they run tile workers).
+ *   scratch, so concurrent predicts are safe (on the GPU they take turns: one context,
+ *   one mutex). OpenBLAS threads are the caller's business (tools call
+ *   openblas_set_num_threads(1) when they run tile workers).
  */
 #ifndef SDLK_GEN_EXEMPLAR_H
 #define SDLK_GEN_EXEMPLAR_H
 
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "gen/denoiser.h"
 
@@ -80,17 +108,19 @@ typedef struct sdlk_exemplar_opts {
     int moving_lattice;   /* "lattice=moving": the patch grid's phase is anchored to the
                              canvas and changes with the step (see the contract);
                              0 = "lattice=fixed" (default): the grid follows the window */
+    sdlk_device device;   /* "device=cpu" (default), "gpu" or "auto": see Devices above */
 } sdlk_exemplar_opts;
 
 void sdlk_exemplar_opts_init(sdlk_exemplar_opts *o);
 /* Parse "key=value,key=value" (keys: patch, patch_t, stride, exemplar_stride, scales,
  * max_exemplars, tile (N or TxHxW: the core), halo (N: spatial, or TxHxW), channels,
- * batch, threads, seed, lattice (fixed or moving)) into o. SDLK_ERR_ARG names
- * the bad key or value. An empty or NULL string changes nothing. */
+ * batch, threads, seed, lattice (fixed or moving), device (cpu, gpu or auto)) into o.
+ * SDLK_ERR_ARG names the bad key or value. An empty or NULL string changes nothing. */
 sdlk_status sdlk_exemplar_opts_parse(sdlk_exemplar_opts *o, const char *spec, sdlk_error *err);
 
 /* Create the backend. Checks: patch >= 1, patch <= tile h and w, patch_t <= tile t,
- * 1 <= stride <= patch, scales >= 1, max_exemplars >= 1 (SDLK_ERR_ARG). A request's
+ * 1 <= stride <= patch, scales >= 1, max_exemplars >= 1 (SDLK_ERR_ARG); the device
+ * (SDLK_ERR_DEVICE naming why there is no GPU, or the CUDA/cuBLAS failure). A request's
  * reference must have C channels and be at least one patch in every axis
  * (SDLK_ERR_ARG from open, naming the sizes). */
 sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *o, sdlk_denoiser **out,
@@ -98,5 +128,13 @@ sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *o, sdlk_denoiser **ou
 
 /* Number of exemplars the prior of an opened request holds (-1 if not open). */
 int64_t sdlk_exemplar_count(sdlk_denoiser *d, int64_t request);
+
+/* Where an exemplar model predicts: SDLK_DEVICE_CPU or SDLK_DEVICE_GPU (AUTO resolved at
+ * creation); SDLK_DEVICE_AUTO for a denoiser that is not an exemplar model. */
+sdlk_device sdlk_exemplar_device(sdlk_denoiser *d);
+
+/* A GPU model's device time so far in milliseconds (the kernels and GEMMs of every
+ * predict, without the host<->device copies); -1 for a CPU model or another denoiser. */
+double sdlk_exemplar_device_ms(sdlk_denoiser *d);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/pool.h"
 #include "core/tensor.h"
 #include "gen/canvas.h"
@@ -1143,6 +1144,111 @@ START_TEST(exemplar_options_parse)
 }
 END_TEST
 
+/* device=cpu|gpu|auto: the default is the CPU; a GPU that cannot be had is an error at
+ * creation naming why; the CPU and an AUTO that finds no GPU predict exactly as the
+ * default model does. */
+static sdlk_denoiser *tiny_model_on(const char *device_spec)
+{
+    sdlk_exemplar_opts o;
+    sdlk_exemplar_opts_init(&o);
+    o.halo[0] = o.halo[1] = o.halo[2] = 0;
+    o.patch = 4;
+    o.stride = 2;
+    o.scales = 2;
+    o.tile[0] = 1;
+    o.tile[1] = o.tile[2] = TS;
+    o.max_batch = 8;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, device_spec, &err), SDLK_OK);
+    sdlk_denoiser *d = NULL;
+    ck_assert_msg(sdlk_exemplar_create(&o, &d, &err) == SDLK_OK, "%s: %s", device_spec, err.msg);
+    return d;
+}
+
+/* One batch of 7 tiles at levels from pure noise to clean into out [7, tile]. */
+static void predict_level_batch(sdlk_denoiser *d, const float *ref, float *out)
+{
+    enum { N = 7 };
+    const double levels[N] = {0.0, 5e-7, 0.1, 0.5, 0.9, 0.99, 1.0};
+    static float x[N][TS * TS * RC];
+    sdlk_denoise_item it[N];
+    for (int i = 0; i < N; i++) {
+        noisy_tile(levels[i] > 0.0 ? levels[i] : 0.3, 300 + i, x[i]);
+        it[i] = (sdlk_denoise_item){.request = 4, .tile_id = i, .step = i, .level = levels[i],
+                                    .offset = {0, 3 * i, 5 * i}, .x = x[i],
+                                    .out = out + i * TS * TS * RC};
+    }
+    sdlk_error err = {0};
+    ck_assert_int_eq(open_tiny(d, 4, ref, &err), SDLK_OK);
+    ck_assert_msg(sdlk_denoiser_predict(d, it, N, &err) == SDLK_OK, "%s", err.msg);
+    sdlk_denoiser_request_close(d, 4);
+}
+
+START_TEST(exemplar_device_option)
+{
+    sdlk_exemplar_opts o, before;
+    sdlk_exemplar_opts_init(&o);
+    ck_assert_int_eq(o.device, SDLK_DEVICE_CPU);
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "device=gpu", &err), SDLK_OK);
+    ck_assert_int_eq(o.device, SDLK_DEVICE_GPU);
+    ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "device=auto", &err), SDLK_OK);
+    ck_assert_int_eq(o.device, SDLK_DEVICE_AUTO);
+    ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "device=cpu", &err), SDLK_OK);
+    ck_assert_int_eq(o.device, SDLK_DEVICE_CPU);
+    const char *bad[] = {"device=tpu", "device=", "device=GPU", "device"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        before = o;
+        sdlk_error e = {0};
+        ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, bad[i], &e), SDLK_ERR_ARG);
+        ck_assert_msg(strstr(e.msg, "device") != NULL, "%s: %s", bad[i], e.msg);
+        ck_assert(memcmp(&o, &before, sizeof o) == 0);
+    }
+
+    /* a GPU that is not there: SDLK_ERR_DEVICE at creation, saying which and why */
+    if (!sdlk_cuda_compiled() || sdlk_gpu_count() == 0) {
+        const char *why = sdlk_cuda_compiled() ? "none is usable" : "built without CUDA";
+        sdlk_exemplar_opts_init(&o);
+        ck_assert_int_eq(sdlk_exemplar_opts_parse(&o, "device=gpu", &err), SDLK_OK);
+        sdlk_denoiser *d = (sdlk_denoiser *)1;
+        sdlk_error e = {0};
+        ck_assert_int_eq(sdlk_exemplar_create(&o, &d, &e), SDLK_ERR_DEVICE);
+        ck_assert(d == NULL);
+        ck_assert_msg(strstr(e.msg, "device=gpu") && strstr(e.msg, why), "%s", e.msg);
+        sdlk_error e2 = {0};
+        d = (sdlk_denoiser *)1;
+        ck_assert_int_eq(sdlk_denoiser_open_spec("exemplar:device=gpu", NULL, 0, &d, &e2),
+                         SDLK_ERR_DEVICE);
+        ck_assert(d == NULL);
+        ck_assert_msg(strstr(e2.msg, "device=gpu") && strstr(e2.msg, why), "%s", e2.msg);
+    }
+
+    /* cpu (and auto without a GPU) predict byte for byte as the default model */
+    float ref[RH * RW * RC];
+    tiny_reference(ref);
+    enum { OUT = 7 * TS * TS * RC };
+    static float want[OUT], got[OUT];
+    sdlk_denoiser *d = tiny_model_on(NULL);
+    ck_assert_int_eq(sdlk_exemplar_device(d), SDLK_DEVICE_CPU);
+    ck_assert(sdlk_exemplar_device_ms(d) < 0.0);
+    predict_level_batch(d, ref, want);
+    sdlk_denoiser_destroy(d);
+    const char *same[] = {"device=cpu", "device=auto"};
+    for (size_t i = 0; i < 2; i++) {
+        if (i == 1 && sdlk_gpu_count() > 0)
+            continue; /* auto picks the GPU: tests/gpu/gpu_exemplar.c compares that */
+        d = tiny_model_on(same[i]);
+        ck_assert_int_eq(sdlk_exemplar_device(d), SDLK_DEVICE_CPU);
+        memset(got, 0xff, sizeof got);
+        predict_level_batch(d, ref, got);
+        ck_assert_msg(memcmp(want, got, sizeof got) == 0, "%s differs from the default",
+                      same[i]);
+        sdlk_denoiser_destroy(d);
+    }
+    ck_assert_int_eq(sdlk_exemplar_device(NULL), SDLK_DEVICE_AUTO);
+}
+END_TEST
+
 START_TEST(denoiser_specs)
 {
     sdlk_denoiser *d = NULL;
@@ -1235,5 +1341,5 @@ int main(void)
                     exemplar_extreme_levels,
                     exemplar_subsample_is_seeded, exemplar_request_errors,
                     exemplar_concurrent_predict_matches_sequential, exemplar_options_parse,
-                    denoiser_specs, pred_type_names);
+                    exemplar_device_option, denoiser_specs, pred_type_names);
 }
