@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "core/device.h"
+#include "gpu_check.h"
 #include "core/pool.h"
 #include "core/timer.h"
 #include "kernels/bitgemm_cuda.h"
@@ -512,13 +513,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: gpu_bitgemm [--check-only | --small]\n");
         return 2;
     }
-    char gpu[256];
-    sdlk_gpu_describe(gpu, sizeof gpu);
-    if (sdlk_gpu_count() == 0) {
-        printf("SKIP: no usable GPU: %s\n", gpu);
-        return 77;
-    }
-    printf("GPU: %s\n", gpu);
+    int skip = gpu_check_require("gpu_bitgemm", 0);
+    if (skip)
+        return skip;
     rng_state = 0x9e3779b97f4a7c15ull ^ sdlk_now_ns();
     printf("seed %llu\n", (unsigned long long)rng_state);
     sdlk_error err = {0};

@@ -15,13 +15,8 @@
 
 #include "core/convert.h"
 #include "core/device.h"
+#include "gpu_check.h"
 #include "core/timer.h"
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double time_median_ms(sdlk_device device, float *dst, const uint8_t *src, size_t n,
                              int *failed)
@@ -36,19 +31,14 @@ static double time_median_ms(sdlk_device device, float *dst, const uint8_t *src,
         }
         ms[rep] = (double)(sdlk_now_ns() - t0) * 1e-6;
     }
-    qsort(ms, 7, sizeof ms[0], cmp_double);
-    return ms[3];
+    return gpu_check_median(ms, 7);
 }
 
 int main(void)
 {
-    char gpu[256];
-    sdlk_gpu_describe(gpu, sizeof gpu);
-    if (sdlk_gpu_count() == 0) {
-        printf("SKIP: no usable GPU: %s\n", gpu);
-        return 77;
-    }
-    printf("GPU: %s\n", gpu);
+    int skip = gpu_check_require("gpu_convert", 0);
+    if (skip)
+        return skip;
     const size_t sizes[] = {1, 255, 1000003, 64u << 20};
     int failed = 0;
     uint64_t seed = 0x9e3779b97f4a7c15ull ^ sdlk_now_ns();

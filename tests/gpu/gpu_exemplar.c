@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "core/device.h"
+#include "gpu_check.h"
 #include "core/pool.h"
 #include "core/timer.h"
 #include "gen/denoiser.h"
@@ -299,18 +300,6 @@ static int check_agreement(const photo *p, const float *upside_down, int exempla
 
 /* ---- throughput --------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 typedef struct timed_set {
     sdlk_denoise_item items[TIMED_TILES];
     float *x, *out;
@@ -355,8 +344,8 @@ static double time_pass(sdlk_denoiser *d, timed_set *s, int threads, int batch, 
         }
     }
     if (device_s)
-        *device_s = median(dev, REPS);
-    return median(wall, REPS);
+        *device_s = gpu_check_median(dev, REPS);
+    return gpu_check_median(wall, REPS);
 }
 
 static void check_throughput(const photo *p, const float *upside_down, int exemplars,
@@ -400,12 +389,9 @@ static void check_throughput(const photo *p, const float *upside_down, int exemp
 int main(int argc, char **argv)
 {
     const int cpu_only = argc > 1 && strcmp(argv[1], "--cpu-only") == 0;
-    char gpu[256];
-    sdlk_gpu_describe(gpu, sizeof gpu);
-    if (!cpu_only && sdlk_gpu_count() == 0) {
-        printf("SKIP: no usable GPU: %s\n", gpu);
-        return 77;
-    }
+    int skip = gpu_check_require("gpu_exemplar", cpu_only);
+    if (skip)
+        return skip;
     int threads = 0;
     sdlk_error err = {0};
     if (sdlk_threads_resolve(0, &threads, &err) != SDLK_OK) {
@@ -413,7 +399,7 @@ int main(int argc, char **argv)
         return 1;
     }
     openblas_set_num_threads(1); /* the CPU path's parallelism is the tile threads */
-    printf("GPU: %s; CPU threads: %d%s\n", gpu, threads, cpu_only ? " (--cpu-only)" : "");
+    printf("CPU threads: %d%s\n", threads, cpu_only ? " (--cpu-only)" : "");
     const char *gpu_device = cpu_only ? "cpu" : "gpu";
     photo p;
     if (load_photo("chelsea.png", &p) != 0)

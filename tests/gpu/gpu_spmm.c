@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/device.h"
+#include "gpu_check.h"
 #include "core/pool.h"
 #include "core/timer.h"
 #include "graph/graph.h"
@@ -277,13 +278,9 @@ int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const timing_plan plan = {quick ? 1 : 5, quick ? 3 : 15};
-    char gpu[256];
-    sdlk_gpu_describe(gpu, sizeof gpu);
-    if (sdlk_gpu_count() == 0) {
-        printf("SKIP: no usable GPU: %s\n", gpu);
-        return 77;
-    }
-    printf("GPU: %s\n", gpu);
+    int skip = gpu_check_require("gpu_spmm", 0);
+    if (skip)
+        return skip;
     uint64_t t_start = sdlk_now_ns();
     sdlk_error err = {0};
     int threads = 1;

@@ -39,6 +39,7 @@
 #include <jpeglib.h>
 
 #include "core/device.h"
+#include "gpu_check.h"
 #include "core/pipeline.h"
 #include "core/pool.h"
 #include "core/timer.h"
@@ -632,19 +633,16 @@ static int check_throughput(const sdlk_tensor *photos, const sdlk_wm_key *key, i
 
 int main(void)
 {
-    char gpu[256];
-    sdlk_gpu_describe(gpu, sizeof gpu);
-    if (sdlk_gpu_count() == 0) {
-        printf("SKIP: no usable GPU: %s\n", gpu);
-        return 77;
-    }
+    int skip = gpu_check_require("gpu_wm", 0);
+    if (skip)
+        return skip;
     int threads = 0;
     sdlk_error err = {0};
     if (sdlk_threads_resolve(0, &threads, &err) != SDLK_OK) {
         fprintf(stderr, "gpu_wm: %s\n", err.msg);
         return 1;
     }
-    printf("GPU: %s; CPU threads: %d\n", gpu, threads);
+    printf("CPU threads: %d\n", threads);
     const char *names[N_PHOTOS] = {"camera.png", "chelsea.png", "coins.png", "astronaut.png"};
     const char *dir = getenv("SDL_TESTDATA");
     sdlk_tensor photos[N_PHOTOS];
