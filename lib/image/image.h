@@ -64,6 +64,38 @@ sdlk_status sdlk_image_read(const char *path, sdlk_tensor *out, sdlk_image_info 
 /* Read an image from bytes in memory (name for messages). */
 sdlk_status sdlk_image_decode(const uint8_t *data, size_t size, const char *name,
                               sdlk_tensor *out, sdlk_image_info *info, sdlk_error *err);
+/* ---- reading rows: only what the caller needs ---------------------------------------
+ * A rectangle of the image: columns [x, x + width), rows [y, y + height); a width or
+ * height of 0 means "to the edge". It is clipped to the image; a region that misses the
+ * image entirely is an SDLK_ERR_ARG. */
+typedef struct sdlk_image_region {
+    int x, y, width, height;
+} sdlk_image_region;
+
+/* Where the rows go: `begin` once, with the geometry of what follows (the region after
+ * clipping; channels and dtype as sdlk_image_decode would give them), then `row` for
+ * each row of the region top to bottom (y counts from the region's top; `row` holds
+ * width x channels samples, valid until it returns). A callback returning non-OK stops
+ * the decoding and that status (with its message) is returned. */
+typedef struct sdlk_image_row_sink {
+    sdlk_status (*begin)(void *ctx, int width, int height, int channels, sdlk_dtype dtype,
+                         sdlk_error *err);
+    sdlk_status (*row)(void *ctx, int y, const uint8_t *row, sdlk_error *err);
+    void *ctx;
+} sdlk_image_row_sink;
+
+/* Decode `region` (NULL: the whole image) of an image in memory row by row into `sink`
+ * without holding the decoded image: the pixels equal those of sdlk_image_decode in that
+ * rectangle, bit for bit. JPEG is decoded only as far as needed: libjpeg-turbo skips the
+ * rows above the region (jpeg_skip_scanlines), runs the inverse DCT and colour
+ * conversion only on the iMCU columns that hold it (jpeg_crop_scanline) and stops after
+ * its last row, and a whole JPEG streams through a one-row buffer; other formats are
+ * decoded whole first. `info` (may be NULL) describes the whole image. */
+sdlk_status sdlk_image_decode_rows(const uint8_t *data, size_t size, const char *name,
+                                   const sdlk_image_region *region,
+                                   const sdlk_image_row_sink *sink, sdlk_image_info *info,
+                                   sdlk_error *err);
+
 /* 1 when the first bytes look like an image we can decode by ourselves (PNG/JPEG) or
  * a common image format (BMP, TIFF, WebP, GIF, PPM). */
 int sdlk_image_sniff(const uint8_t *head, size_t size);

@@ -7,7 +7,8 @@
  *   path (`path`, read with sdlk_image_read: any format lib/image reads) or as encoded
  *   bytes in memory (`data`/`size`, decoded with sdlk_image_decode; `path` then only
  *   names it in messages). The stages of sdlk_wm_det_stages(), in order, fill it:
- *     0 "decode"   read + decode the image, its luma (sdlk_wm_luma_from_image)
+ *     0 "decode"   read + decode the image (or its top-left read_side square, see
+ *                  sdlk_wm_det_ctx) into its luma, as sdlk_wm_luma_from_image takes it
  *     1 "locate"   sdlk_wm_locate (frees the luma afterwards); an error message is
  *                  prefixed with the item's name
  *     2 "extract"  sdlk_wm_extract_soft
@@ -57,6 +58,16 @@
 typedef struct sdlk_wm_det_ctx {
     const sdlk_wm_key *key;
     sdlk_wm_detect_params params;
+    /* 0 (the default): "decode" reads the whole image. N > 0: it reads only the top-left
+     * N x N pixels of a larger image (sdlk_image_decode_rows; for a JPEG the rows below
+     * are never decoded and the columns beyond are not transformed), and detection sees
+     * that region as the image. One tile suffices, so a region of many tiles keeps a
+     * clean mark detectable at a fraction of the decoding and locating, and the false-
+     * positive guarantee is unchanged (the test is exact on whatever pixels it sees);
+     * the price is sensitivity: fewer tiles are folded, which matters for strongly
+     * attacked images and for a crop that left the region unmarked. N >= the largest
+     * fold period searched (2 T by default), else the region is too small. */
+    int read_side;
 } sdlk_wm_det_ctx;
 
 /* One image on its way through the stages. Zero it, then set path (and optionally
@@ -98,6 +109,8 @@ sdlk_status sdlk_wm_det_run_open(const sdlk_wm_det_ctx *ctx, int workers, sdlk_w
 void sdlk_wm_det_run_close(sdlk_wm_det_run *run); /* NULL is ignored */
 /* SDLK_DEVICE_CPU or SDLK_DEVICE_GPU. */
 sdlk_device sdlk_wm_det_run_device(const sdlk_wm_det_run *run);
+/* The context the run was opened with. */
+const sdlk_wm_det_ctx *sdlk_wm_det_run_ctx(const sdlk_wm_det_run *run);
 /* The stages for minibatch items (see the contract); returns how many (4 CPU, 3 GPU). */
 int sdlk_wm_det_run_stages(sdlk_wm_det_run *run, sdlk_pipeline_stage stages[SDLK_WM_DET_STAGES]);
 /* The same without "decode" (items arrive with luma filled); returns how many. */

@@ -65,6 +65,11 @@ sdlk_device sdlk_wm_det_run_device(const sdlk_wm_det_run *run)
     return run->device;
 }
 
+const sdlk_wm_det_ctx *sdlk_wm_det_run_ctx(const sdlk_wm_det_run *run)
+{
+    return run->ctx;
+}
+
 void sdlk_wm_det_item_clear(sdlk_wm_det_item *item)
 {
     sdlk_wm_plane_free(&item->luma);

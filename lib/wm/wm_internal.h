@@ -18,6 +18,18 @@ void wm_idct8x8(const float dct[8][8], const float in[8][8], float *out, int str
 /* The T x T spatial tile pattern of the 160 bit signs, scaled to unit RMS. */
 void wm_tile_pattern(const sdlk_wm_key *key, const int8_t signs[SDLK_WM_GROUPS], float *tile);
 
+/* Luma of 8-bit rows exactly as sdlk_image_luma computes it (the read stage converts
+ * rows as the decoder hands them over, so no decoded image is kept). */
+typedef struct wm_luma_tables {
+    double red[256], green[256], blue[256];
+} wm_luma_tables;
+void wm_luma_tables_init(wm_luma_tables *lt);
+/* `width` pixels of `channels` (1..4) interleaved u8 samples -> out[width]. */
+void wm_luma_row_u8(const wm_luma_tables *lt, const uint8_t *row, int width, int channels,
+                    float *out);
+/* The same for u16 samples (in 8-bit units, as sdlk_image_luma scales them). */
+void wm_luma_row_u16(const uint16_t *row, int width, int channels, float *out);
+
 /* ---- detection internals shared by the CPU path (detect.c) and the GPU path
  * (engine.c -> kernels/wm.cu), so that both compute with the same constants and
  * tables. */
@@ -27,6 +39,30 @@ void wm_tile_pattern(const sdlk_wm_key *key, const int8_t signs[SDLK_WM_GROUPS],
 #define WM_WHITEN_RADIUS 1
 #define WM_WHITEN_FLOOR 2.0f
 #define WM_BAND_CLIP 2.5f
+
+/* The contrast normalisation itself: row y of (luma - local mean) / (local std +
+ * floor_add) over the (2 r + 1)^2 window clipped at the borders, the mean and std bit for
+ * bit those of wm_local_stats, streamed over rows (whiten.c says why): `sink` receives
+ * rows y = 0 .. h - 1 in order, each `w` floats valid until it returns. 0, or -1 when out
+ * of memory (then sink was never called). */
+typedef void (*wm_row_sink)(void *ctx, int y, const float *row);
+int wm_whiten(const float *luma, int w, int h, int r, float floor_add, wm_row_sink sink,
+              void *sink_ctx);
+
+/* One output row for the row kernels: the integral rows of the window's top (y0) and
+ * bottom (y1) edges for both sums, the luma and output rows, and the window size. */
+typedef struct wm_whiten_rows {
+    const double *s1_top, *s1_bottom, *s2_top, *s2_bottom;
+    const float *luma;
+    float *out;
+    int radius;
+    double count;      /* pixels in a whole window of this row: (y1 - y0) (2 r + 1) */
+    float floor_add;
+} wm_whiten_rows;
+/* Pixels [x_begin, x_end) of a row, all with whole windows (r <= x < w - r). The AVX2
+ * twin computes the same bits; call it only when the CPU has AVX2. */
+void wm_whiten_row_portable(const wm_whiten_rows *rows, int x_begin, int x_end);
+void wm_whiten_row_avx2(const wm_whiten_rows *rows, int x_begin, int x_end);
 
 /* One axis of a cyclic resampling from period in_n to out_n with a tent kernel whose
  * support grows with the reduction (plain linear interpolation when enlarging): for

@@ -105,6 +105,16 @@ fi
 "$DETECT" -k "open sesame" -q --device auto "$WORK/out/camera.png" | grep -q ': detected  message 0123456789ab' ||
     fail "--device auto did not detect"
 
+# ---- --read-side: only the top-left square of a larger image is read and detected --------
+# (astro-wm.jpg is 512x512: its top-left 256 square holds 16 whole tiles; camera is PNG)
+"$DETECT" -k "open sesame" -q --read-side 256 "$WORK/in/astro-wm.jpg" "$WORK/out/camera.png" \
+    >"$WORK/side.txt" || fail "--read-side 256 exited $?"
+[ "$(grep -c ': detected  message 0123456789ab' "$WORK/side.txt")" -eq 2 ] ||
+    fail "--read-side 256: $(cat "$WORK/side.txt")"
+grep -q "tiles 16.0" "$WORK/side.txt" || fail "--read-side 256 did not read 256x256: $(cat "$WORK/side.txt")"
+"$DETECT" -k "open sesame" -q --read-side 256 "$WORK/in/camera.png" | grep -q ': not detected' ||
+    fail "--read-side 256 detected an original"
+
 # ---- bad inputs: too small, corrupt, missing, in a directory run that goes on ------------
 mkdir -p "$WORK/mixed"
 cp "$WORK/out/camera.png" "$WORK/mixed/a.png"
@@ -177,6 +187,8 @@ usage_case "detect bad pipeline" "$DETECT" -k a --pipeline warp "$WORK/in/coins.
 usage_case "detect without input" "$DETECT" -k a
 usage_case "detect bad device" "$DETECT" -k a --device warp "$WORK/in/coins.png"
 usage_case "detect bad batch" "$DETECT" -k a --batch 0 "$WORK/in/coins.png"
+usage_case "detect bad read side" "$DETECT" -k a --read-side 8 "$WORK/in/coins.png"
+usage_case "detect read side below the tile" "$DETECT" -k a --read-side 48 "$WORK/in/coins.png"
 
 [ $failures -eq 0 ] && echo "sdl-wmembed/sdl-wmdetect: all checks passed"
 exit $failures

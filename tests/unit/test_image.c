@@ -763,6 +763,149 @@ START_TEST(failed_writes_leave_nothing)
 }
 END_TEST
 
+/* ---- row-wise reading of a region ------------------------------------------------ */
+
+/* Collects what sdlk_image_decode_rows delivers into a tensor. */
+typedef struct rows_capture {
+    sdlk_tensor img;
+    int rows_seen, next_row;
+} rows_capture;
+
+static sdlk_status capture_begin(void *ctx, int width, int height, int channels, sdlk_dtype dtype,
+                                 sdlk_error *err)
+{
+    rows_capture *c = ctx;
+    int64_t shape[3] = {height, width, channels};
+    return sdlk_tensor_alloc(&c->img, dtype, 3, shape, err);
+}
+
+static sdlk_status capture_row(void *ctx, int y, const uint8_t *row, sdlk_error *err)
+{
+    rows_capture *c = ctx;
+    if (y != c->next_row++)
+        return sdlk_error_set(err, SDLK_ERR_INTERNAL, "row %d out of order", y);
+    memcpy(c->img.data + y * c->img.strides[0], row, (size_t)c->img.strides[0]);
+    c->rows_seen++;
+    return SDLK_OK;
+}
+
+static sdlk_status stop_at_row_3(void *ctx, int y, const uint8_t *row, sdlk_error *err)
+{
+    (void)ctx;
+    (void)row;
+    return y == 3 ? sdlk_error_set(err, SDLK_ERR_IO, "sink full") : SDLK_OK;
+}
+
+/* The region of `whole` as a new tensor. */
+static void cut(const sdlk_tensor *whole, const sdlk_image_region *r, sdlk_tensor *out)
+{
+    int64_t shape[3] = {r->height, r->width, whole->shape[2]};
+    ck_assert_int_eq(sdlk_tensor_alloc(out, whole->dtype, 3, shape, NULL), SDLK_OK);
+    for (int y = 0; y < r->height; y++)
+        memcpy(out->data + y * out->strides[0],
+               whole->data + (r->y + y) * whole->strides[0] + r->x * whole->strides[1],
+               (size_t)out->strides[0]);
+}
+
+START_TEST(decode_rows_region_equals_whole_decode)
+{
+    make_tmpdir();
+    sdlk_tensor photo;
+    read_test_image("chelsea.png", &photo, NULL); /* 451 x 300 RGB */
+    sdlk_tensor gray;
+    {
+        int64_t shape[3] = {photo.shape[0], photo.shape[1], 1};
+        ck_assert_int_eq(sdlk_tensor_alloc(&gray, SDLK_U8, 3, shape, NULL), SDLK_OK);
+        for (int64_t i = 0; i < photo.shape[0] * photo.shape[1]; i++)
+            gray.data[i] = photo.data[3 * i + 1];
+    }
+    /* regions on and off iMCU boundaries, at the edges, whole rows, the whole image */
+    const sdlk_image_region regions[] = {
+        {0, 0, 0, 0}, {100, 50, 200, 100}, {17, 33, 64, 64}, {0, 0, 64, 64},
+        {387, 236, 64, 64}, {8, 16, 0, 40}, {129, 0, 1, 0}, {440, 290, 100, 100},
+    };
+    const char *names[] = {"444.jpg", "422.jpg", "420.jpg", "gray.jpg", "photo.png"};
+    sdlk_chroma chromas[] = {SDLK_CHROMA_444, SDLK_CHROMA_422, SDLK_CHROMA_420, SDLK_CHROMA_420, 0};
+    for (int f = 0; f < 5; f++) {
+        char path[512];
+        tmp_path(path, sizeof path, names[f]);
+        sdlk_image_write_opts opts;
+        sdlk_image_write_opts_init(&opts);
+        opts.jpeg_quality = 85;
+        if (chromas[f])
+            opts.chroma = chromas[f];
+        sdlk_error err = {0};
+        ck_assert_msg(sdlk_image_write(path, f == 3 ? &gray : &photo, &opts, &err) == SDLK_OK,
+                      "%s", err.msg);
+        sdlk_storage *bytes;
+        ck_assert_int_eq(sdlk_file_map(path, &bytes, &err), SDLK_OK);
+        const uint8_t *data = sdlk_storage_data(bytes);
+        size_t size = sdlk_storage_size(bytes);
+        sdlk_tensor whole;
+        ck_assert_int_eq(sdlk_image_decode(data, size, path, &whole, NULL, &err), SDLK_OK);
+        for (size_t k = 0; k < sizeof regions / sizeof *regions; k++) {
+            sdlk_image_region want = regions[k];
+            /* what the region means after clipping */
+            sdlk_image_region r = want;
+            if (!r.width || r.x + r.width > whole.shape[1])
+                r.width = (int)whole.shape[1] - r.x;
+            if (!r.height || r.y + r.height > whole.shape[0])
+                r.height = (int)whole.shape[0] - r.y;
+            rows_capture c = {0};
+            sdlk_tensor_init(&c.img);
+            sdlk_image_row_sink sink = {capture_begin, capture_row, &c};
+            sdlk_image_info info;
+            ck_assert_msg(sdlk_image_decode_rows(data, size, path, k ? &want : NULL, &sink, &info,
+                                                 &err) == SDLK_OK, "%s: %s", names[f], err.msg);
+            ck_assert_int_eq(info.width, whole.shape[1]);
+            ck_assert_int_eq(info.height, whole.shape[0]);
+            ck_assert_int_eq(c.rows_seen, r.height);
+            sdlk_tensor expect;
+            cut(&whole, &r, &expect);
+            ck_assert_msg(c.img.shape[1] == r.width && c.img.shape[2] == whole.shape[2],
+                          "%s region %zu: %lldx%lld", names[f], k, (long long)c.img.shape[1],
+                          (long long)c.img.shape[0]);
+            ck_assert_msg(memcmp(c.img.data, expect.data, sdlk_tensor_nbytes(&expect)) == 0,
+                          "%s: region %d,%d %dx%d differs from the whole decode", names[f], r.x,
+                          r.y, r.width, r.height);
+            sdlk_tensor_free(&expect);
+            sdlk_tensor_free(&c.img);
+        }
+        /* a region outside the image is refused; a sink's error stops the decoding */
+        sdlk_image_region outside = {1000, 0, 10, 10};
+        rows_capture c = {0};
+        sdlk_tensor_init(&c.img);
+        sdlk_image_row_sink sink = {capture_begin, capture_row, &c};
+        ck_assert_int_eq(sdlk_image_decode_rows(data, size, path, &outside, &sink, NULL, &err),
+                         SDLK_ERR_ARG);
+        ck_assert_ptr_nonnull(strstr(err.msg, "outside"));
+        sdlk_tensor_free(&c.img);
+        sdlk_error_clear(&err);
+        sdlk_image_row_sink stopping = {capture_begin, stop_at_row_3, &c};
+        ck_assert_int_eq(sdlk_image_decode_rows(data, size, path, NULL, &stopping, NULL, &err),
+                         SDLK_ERR_IO);
+        ck_assert_str_eq(err.msg, "sink full");
+        sdlk_tensor_free(&c.img);
+        /* damaged data is still a format error naming the file */
+        if (f < 4) {
+            sdlk_error_clear(&err);
+            rows_capture d = {0};
+            sdlk_tensor_init(&d.img);
+            sdlk_image_row_sink dsink = {capture_begin, capture_row, &d};
+            ck_assert_int_eq(sdlk_image_decode_rows(data, size / 2, path, NULL, &dsink, NULL, &err),
+                             SDLK_ERR_FORMAT);
+            ck_assert_ptr_nonnull(strstr(err.msg, names[f]));
+            sdlk_tensor_free(&d.img);
+        }
+        sdlk_tensor_free(&whole);
+        sdlk_storage_release(bytes);
+    }
+    sdlk_tensor_free(&gray);
+    sdlk_tensor_free(&photo);
+    remove_tmpdir();
+}
+END_TEST
+
 int main(void)
 {
     return UNIT_RUN("image",
@@ -772,6 +915,7 @@ int main(void)
                     jpeg_quality_subsampling_and_ffmpeg_agreement,
                     jpeg_gray_16bit_and_alpha_inputs,
                     jpeg_cmyk_is_refused,
+                    decode_rows_region_equals_whole_decode,
                     float_conversions_exact_and_chw,
                     ffmpeg_formats_roundtrip,
                     sniff_recognises_magic,

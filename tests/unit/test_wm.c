@@ -684,9 +684,81 @@ START_TEST(test_device_option)
 }
 END_TEST
 
+/* The read stage hands the detector the luma of the decoded image bit for bit, whether
+ * it streams the rows (every 8-bit image: JPEG row by row, others decoded whole) or
+ * decodes a 16-bit image whole; and sdlk_wm_luma_from_image's 8-bit tables equal
+ * sdlk_image_luma. Gray, gray + alpha, RGB, RGBA; JPEG 4:2:0 and 4:4:4, PNG. */
+START_TEST(test_decode_stage_luma)
+{
+    sdlk_tensor photo;
+    read_photo("chelsea.png", &photo);
+    char dir[] = "/tmp/sdl-test-wm-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    sdlk_wm_key key;
+    derive("luma key", 64, &key);
+    sdlk_wm_det_ctx ctx = {.key = &key};
+    sdlk_wm_detect_params_init(&ctx.params);
+    sdlk_pipeline_stage stages[SDLK_WM_DET_STAGES];
+    sdlk_wm_det_stages(&ctx, stages);
+    const char *names[] = {"rgb420.jpg", "rgb444.jpg", "gray.jpg", "rgb.png", "ga.png",
+                           "rgba.png", "rgb16.png"};
+    const int channels[] = {3, 3, 1, 3, 2, 4, 3};
+    for (int f = 0; f < 7; f++) {
+        int c = channels[f];
+        int64_t shape[3] = {photo.shape[0], photo.shape[1], c};
+        sdlk_tensor img;
+        sdlk_dtype dtype = f == 6 ? SDLK_U16 : SDLK_U8;
+        ck_assert_int_eq(sdlk_tensor_alloc(&img, dtype, 3, shape, NULL), SDLK_OK);
+        for (int64_t i = 0; i < photo.shape[0] * photo.shape[1]; i++)
+            for (int k = 0; k < c; k++) {
+                unsigned v = photo.data[3 * i + (c >= 3 ? k % 3 : 1)];
+                if ((c == 2 && k == 1) || k == 3)
+                    v = (unsigned)(i * 7 & 0xff);
+                if (dtype == SDLK_U8)
+                    img.data[i * c + k] = (uint8_t)v;
+                else
+                    ((uint16_t *)img.data)[i * c + k] = (uint16_t)(v * 257 + (i & 0x7f));
+            }
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        sdlk_image_write_opts opts;
+        sdlk_image_write_opts_init(&opts);
+        opts.chroma = f == 1 ? SDLK_CHROMA_444 : SDLK_CHROMA_420;
+        sdlk_error err = {0};
+        ck_assert_msg(sdlk_image_write(path, &img, &opts, &err) == SDLK_OK, "%s", err.msg);
+        sdlk_tensor back;
+        ck_assert_msg(sdlk_image_read(path, &back, NULL, &err) == SDLK_OK, "%s", err.msg);
+        sdlk_wm_plane expect;
+        ck_assert(sdlk_wm_luma_from_image(&back, &expect, &err) == SDLK_OK);
+        size_t n = (size_t)back.shape[0] * (size_t)back.shape[1];
+        float *reference = malloc(sizeof *reference * n);
+        ck_assert(sdlk_image_luma(&back, reference, &err) == SDLK_OK);
+        ck_assert_msg(memcmp(reference, expect.data, sizeof *reference * n) == 0,
+                      "%s: the luma tables differ from sdlk_image_luma", names[f]);
+        sdlk_wm_det_item item;
+        memset(&item, 0, sizeof item);
+        item.path = path;
+        ck_assert_msg(stages[0].run(stages[0].ctx, &item, 0, &err) == SDLK_OK, "%s", err.msg);
+        ck_assert_int_eq(item.luma.width, expect.width);
+        ck_assert_int_eq(item.luma.height, expect.height);
+        ck_assert_msg(memcmp(item.luma.data, expect.data, sizeof *reference * n) == 0,
+                      "%s: the read stage's luma differs from the decoded image's", names[f]);
+        sdlk_wm_det_item_clear(&item);
+        sdlk_wm_plane_free(&expect);
+        free(reference);
+        sdlk_tensor_free(&back);
+        sdlk_tensor_free(&img);
+        unlink(path);
+    }
+    rmdir(dir);
+    sdlk_wm_key_free(&key);
+    sdlk_tensor_free(&photo);
+}
+END_TEST
+
 int main(void)
 {
     return UNIT_RUN("wm", test_rs_capability, test_binomial_tail, test_key_and_message,
                     test_metrics, test_embed_detect_photos, test_embed_depth_alpha,
-                    test_false_positives, test_device_option);
+                    test_false_positives, test_device_option, test_decode_stage_luma);
 }
