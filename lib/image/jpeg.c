@@ -89,13 +89,13 @@ static int subsampling_of(const struct jpeg_decompress_struct *cinfo)
     return 0;
 }
 
-/* Returns 1 after a libjpeg error (job->message set), 0 otherwise with *status set. */
-static int decode_into(struct jpeg_decompress_struct *cinfo, jpeg_job *job, const uint8_t *data,
-                       size_t size, const char *name, sdlk_image_info *info, sdlk_error *err,
-                       sdlk_status *status)
+/* Read the header of the JPEG in data into cinfo and info and choose the output colour
+ * space (gray stays gray, YCbCr/RGB become RGB); CMYK/YCCK and sizes out of range are
+ * refused. Called after the caller's setjmp: a libjpeg error jumps back there. */
+static sdlk_status read_header(struct jpeg_decompress_struct *cinfo, const uint8_t *data,
+                               size_t size, const char *name, sdlk_image_info *info,
+                               sdlk_error *err)
 {
-    if (setjmp(job->jump))
-        return 1;
     jpeg_mem_src(cinfo, data, (unsigned long)size);
     jpeg_read_header(cinfo, TRUE);
     info->width = (int)cinfo->image_width;
@@ -111,12 +111,21 @@ static int decode_into(struct jpeg_decompress_struct *cinfo, jpeg_job *job, cons
         cinfo->out_color_space = JCS_RGB;
         break;
     default:
-        *status = sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
-                                 "%s: JPEG in CMYK/YCCK (%d components) is not supported", name,
-                                 cinfo->num_components);
-        return 0;
+        return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
+                              "%s: JPEG in CMYK/YCCK (%d components) is not supported", name,
+                              cinfo->num_components);
     }
-    *status = sdlk_image_check_dims(name, cinfo->image_width, cinfo->image_height, err);
+    return sdlk_image_check_dims(name, cinfo->image_width, cinfo->image_height, err);
+}
+
+/* Returns 1 after a libjpeg error (job->message set), 0 otherwise with *status set. */
+static int decode_into(struct jpeg_decompress_struct *cinfo, jpeg_job *job, const uint8_t *data,
+                       size_t size, const char *name, sdlk_image_info *info, sdlk_error *err,
+                       sdlk_status *status)
+{
+    if (setjmp(job->jump))
+        return 1;
+    *status = read_header(cinfo, data, size, name, info, err);
     if (*status)
         return 0;
     jpeg_start_decompress(cinfo);
@@ -275,27 +284,7 @@ static int decode_rows_into(struct jpeg_decompress_struct *cinfo, rows_job *job,
 {
     if (setjmp(job->base.jump))
         return 1;
-    jpeg_mem_src(cinfo, data, (unsigned long)size);
-    jpeg_read_header(cinfo, TRUE);
-    info->width = (int)cinfo->image_width;
-    info->height = (int)cinfo->image_height;
-    info->bit_depth = cinfo->data_precision;
-    info->subsampling = subsampling_of(cinfo);
-    switch (cinfo->jpeg_color_space) {
-    case JCS_GRAYSCALE:
-        cinfo->out_color_space = JCS_GRAYSCALE;
-        break;
-    case JCS_YCbCr:
-    case JCS_RGB:
-        cinfo->out_color_space = JCS_RGB;
-        break;
-    default:
-        *status = sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
-                                 "%s: JPEG in CMYK/YCCK (%d components) is not supported", name,
-                                 cinfo->num_components);
-        return 0;
-    }
-    *status = sdlk_image_check_dims(name, cinfo->image_width, cinfo->image_height, err);
+    *status = read_header(cinfo, data, size, name, info, err);
     sdlk_image_region r = {0, 0, 0, 0};
     if (*status == SDLK_OK)
         *status = clip_region(region, info->width, info->height, name, &r, err);

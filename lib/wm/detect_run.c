@@ -88,26 +88,49 @@ static void fail_item(sdlk_wm_det_item *item, sdlk_status st, const sdlk_error *
         sdlk_error_prefix(&item->error, "%s", item->path);
 }
 
-static sdlk_status stage_locate(void *ctx, void *p, int worker, sdlk_error *err)
+/* One CPU stage's work on one item that is still OK; its time is added to the item's. */
+typedef void (*item_step_fn)(const sdlk_wm_det_run *run, sdlk_wm_det_item *item);
+
+static void for_each_ok_item(const sdlk_wm_det_run *run, sdlk_wm_det_batch *batch,
+                             item_step_fn step)
 {
-    (void)worker;
-    (void)err;
-    const sdlk_wm_det_run *run = ctx;
-    sdlk_wm_det_batch *batch = p;
     for (int i = 0; i < batch->count; i++) {
         sdlk_wm_det_item *item = &batch->items[i];
         if (item->status != SDLK_OK)
             continue;
         uint64_t t0 = sdlk_now_ns();
-        sdlk_error why;
-        sdlk_error_clear(&why);
-        sdlk_status st = sdlk_wm_locate(&item->luma, run->ctx->key, &run->ctx->params,
-                                        &item->sync, &why);
-        if (st != SDLK_OK)
-            fail_item(item, st, &why);
-        sdlk_wm_plane_free(&item->luma);
+        step(run, item);
         item->seconds += sdlk_seconds_since(t0);
     }
+}
+
+static void locate_item(const sdlk_wm_det_run *run, sdlk_wm_det_item *item)
+{
+    sdlk_error why;
+    sdlk_error_clear(&why);
+    sdlk_status st = sdlk_wm_locate(&item->luma, run->ctx->key, &run->ctx->params, &item->sync,
+                                    &why);
+    if (st != SDLK_OK)
+        fail_item(item, st, &why);
+    sdlk_wm_plane_free(&item->luma);
+}
+
+static void extract_item(const sdlk_wm_det_run *run, sdlk_wm_det_item *item)
+{
+    sdlk_wm_extract_soft(&item->sync, run->ctx->key, item->soft);
+}
+
+static void decide_item(const sdlk_wm_det_run *run, sdlk_wm_det_item *item)
+{
+    sdlk_wm_decode_decide(run->ctx->key, &item->sync, item->soft, run->ctx->params.fpr,
+                          &item->result);
+}
+
+static sdlk_status stage_locate(void *ctx, void *p, int worker, sdlk_error *err)
+{
+    (void)worker;
+    (void)err;
+    for_each_ok_item(ctx, p, locate_item);
     return SDLK_OK;
 }
 
@@ -115,16 +138,7 @@ static sdlk_status stage_extract(void *ctx, void *p, int worker, sdlk_error *err
 {
     (void)worker;
     (void)err;
-    const sdlk_wm_det_run *run = ctx;
-    sdlk_wm_det_batch *batch = p;
-    for (int i = 0; i < batch->count; i++) {
-        sdlk_wm_det_item *item = &batch->items[i];
-        if (item->status != SDLK_OK)
-            continue;
-        uint64_t t0 = sdlk_now_ns();
-        sdlk_wm_extract_soft(&item->sync, run->ctx->key, item->soft);
-        item->seconds += sdlk_seconds_since(t0);
-    }
+    for_each_ok_item(ctx, p, extract_item);
     return SDLK_OK;
 }
 
@@ -172,17 +186,7 @@ static sdlk_status stage_decide(void *ctx, void *p, int worker, sdlk_error *err)
 {
     (void)worker;
     (void)err;
-    const sdlk_wm_det_run *run = ctx;
-    sdlk_wm_det_batch *batch = p;
-    for (int i = 0; i < batch->count; i++) {
-        sdlk_wm_det_item *item = &batch->items[i];
-        if (item->status != SDLK_OK)
-            continue;
-        uint64_t t0 = sdlk_now_ns();
-        sdlk_wm_decode_decide(run->ctx->key, &item->sync, item->soft, run->ctx->params.fpr,
-                              &item->result);
-        item->seconds += sdlk_seconds_since(t0);
-    }
+    for_each_ok_item(ctx, p, decide_item);
     return SDLK_OK;
 }
 
