@@ -102,10 +102,10 @@ sdlk_status sdlk_serve_live_create(const sdlk_serve_live_opts *o, sdlk_serve_liv
          * a fixed grid imprints a faint lattice that the tile borders then sit on (seam
          * metric 1.13 on the serve bench). Exact tiling of a moving grid needs a halo of
          * patch - 1 (7: windows of 78 for 64 cores); 4 (windows of 72, as the fixed
-         * grid needs) has about 11 % fewer patches per tile, and leaves every core element covered
-         * but by fewer patches near the border at some phases, which the bench
-         * measures (image statistics within 2 % of untiled, no seams). A spec's own
-         * "lattice=..." or "halo=..." comes later and wins. */
+         * grid needs) has about 11 % fewer patches per tile and leaves every core
+         * element covered, but by fewer patches near the border at some phases, which
+         * the bench measures (image statistics within 2 % of untiled, no seams). A
+         * spec's own "lattice=..." or "halo=..." comes later and wins. */
         size_t n = strlen(spec) + 32;
         if ((l->spec = malloc(n)) != NULL)
             snprintf(l->spec, n, "exemplar:lattice=moving,halo=4%s%s", spec[8] ? "," : "",
