@@ -295,9 +295,12 @@ __global__ void wm_band(const wm_geom *geom, const wm_state *state, int scale, c
 }
 
 /* Equalise coefficient c of one phase's band: divide by its RMS over the blocks (the
- * energy summed in block order, in double) and clip. One thread per (phase, c). */
+ * energy summed in block order, in double) and clip; weight 0 for a coefficient at or
+ * above the Nyquist frequency of the resized image (fold period `period`:
+ * wm_band_above_nyquist in lib/wm/wm_internal.h, the same integer test). One thread
+ * per (phase, c). */
 __global__ void wm_equalize(const wm_geom *geom, const wm_state *state, int scale, float *coefs,
-                            size_t coef_stride, wm_params p)
+                            size_t coef_stride, int period, wm_params p)
 {
     const int img = blockIdx.y;
     if (!scale_live(geom[img], state[img], scale))
@@ -315,6 +318,9 @@ __global__ void wm_equalize(const wm_geom *geom, const wm_state *state, int scal
     float inv = energy > 0.0
                     ? __double2float_rn(__ddiv_rn(1.0, __dsqrt_rn(__ddiv_rn(energy, (double)p.nblocks))))
                     : 0.f;
+    const int cu = p.coef_u[c], cv = p.coef_v[c];
+    if ((cu > cv ? cu : cv) * p.tile >= 8 * period)
+        inv = 0.f;
     for (int b = 0; b < p.nblocks; b++) {
         float v = __fmul_rn(band[(size_t)b * COEFS + c], inv);
         band[(size_t)b * COEFS + c] = v > p.band_clip ? p.band_clip : v < -p.band_clip ? -p.band_clip : v;
@@ -700,7 +706,7 @@ sdlk_status enqueue_scale(sdlk_cuda_wm *wm, const chunk_layout &L, int scale,
                                                            coefs, L.stride.coefs, p);
     WM_LAUNCHED("wm_band");
     wm_equalize<<<dim3(blocks_for((size_t)PHASES * COEFS, 128), n), 128, 0, s>>>(
-        geom, state, scale, coefs, L.stride.coefs, p);
+        geom, state, scale, coefs, L.stride.coefs, P, p);
     WM_LAUNCHED("wm_equalize");
     wm_search<<<dim3(blocks_for(hyps, 128), n), 128, 0, s>>>(geom, state, scale, coefs, L.stride.coefs,
                                                              scores, L.stride.scores,

@@ -268,8 +268,9 @@ static void tile_row_band(const sdlk_wm_key *key, const float *tile, float *rowd
 }
 
 /* The band coefficients of every 8x8 block of the tile cyclically shifted by (ry, rx),
- * from the tile's row transforms (tile_row_band). */
-static void tile_band(const sdlk_wm_key *key, const float *rowdct, int ry, int rx, float *coefs)
+ * from the tile's row transforms (tile_row_band), for a fold of period `period`. */
+static void tile_band(const sdlk_wm_key *key, const float *rowdct, int ry, int rx, int period,
+                      float *coefs)
 {
     int t = key->tile, nbs = key->blocks_per_side;
     for (int by = 0; by < nbs; by++)
@@ -297,6 +298,8 @@ static void tile_band(const sdlk_wm_key *key, const float *rowdct, int ry, int r
         for (int b = 0; b < nblocks; b++)
             energy += (double)coefs[b * SDLK_WM_COEFS + c] * coefs[b * SDLK_WM_COEFS + c];
         float inv = energy > 0.0 ? (float)(1.0 / sqrt(energy / nblocks)) : 0.f;
+        if (wm_band_above_nyquist(key->coef_u[c], key->coef_v[c], t, period))
+            inv = 0.f;
         for (int b = 0; b < nblocks; b++) {
             float v = coefs[b * SDLK_WM_COEFS + c] * inv;
             coefs[b * SDLK_WM_COEFS + c] = v > BAND_CLIP ? BAND_CLIP : v < -BAND_CLIP ? -BAND_CLIP : v;
@@ -527,7 +530,7 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
         tile_row_band(key, wk.tile, wk.rowdct);
         for (int ry = 0; ry < 8; ry++)
             for (int rx = 0; rx < 8; rx++) {
-                tile_band(key, wk.rowdct, ry, rx, wk.coefs);
+                tile_band(key, wk.rowdct, ry, rx, p, wk.coefs);
                 int imp = 0;
                 search_shifts(key, &wk, wk.coefs, ry, rx, s, &best, sync, sync->blocks, &imp);
                 improved |= imp;

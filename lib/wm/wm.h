@@ -9,7 +9,9 @@
  *   the low/mid band (the 12 coefficients with 2 <= u + v <= 4, which survive JPEG 50
  *   and a 0.5 resize) of every 8x8 block of a T x T tile carries +/-1 chips, and a
  *   key-derived permutation assigns the tile's chips to the bits and gives each chip a
- *   key-derived sign. The tile pattern repeats with period T over the whole image (a
+ *   key-derived sign; the band's edge coefficients (0, 4) and (4, 0) get half the
+ *   amplitude of the other ten (a 0.5 resize moves them to Nyquist and removes them;
+ *   embed.c). The tile pattern repeats with period T over the whole image (a
  *   torus), so every tile carries the whole coded message and one tile suffices.
  *   The luma change is pattern x perceptual mask: the mask follows the local standard
  *   deviation of luma (texture hides the mark, flat areas get little), normalised so that
@@ -28,8 +30,11 @@
  *                   picture incoherently), resample the folded tile to T x T, and search
  *                   all T x T cyclic offsets: the 64 phases inside an 8x8 block by block
  *                   DCTs of the shifted folded tile, the (T/8)^2 block shifts by
- *                   re-indexing. The hypothesis kept is the one whose pilot bits agree
- *                   most with the key's pilots.
+ *                   re-indexing. Each band coefficient is equalised (divided by
+ *                   its RMS over the blocks) and clipped; one at or above the
+ *                   Nyquist frequency of the image at that resize factor gets weight
+ *                   0 (wm_internal.h, wm_band_above_nyquist). The hypothesis kept is
+ *                   the one whose pilot bits agree most with the key's pilots.
  *     3. extract    sdlk_wm_extract_soft: the soft value of every coded bit at that
  *                   hypothesis (signed correlation of its chips with the key's signs).
  *     4. decide     sdlk_wm_decode_decide: the decision and the message.

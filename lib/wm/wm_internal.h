@@ -40,6 +40,22 @@ void wm_luma_row_u16(const uint16_t *row, int width, int channels, float *out);
 #define WM_WHITEN_FLOOR 2.0f
 #define WM_BAND_CLIP 2.5f
 
+/* Whether band coefficient (u, v) of the T-pixel tile lies at or above the Nyquist
+ * frequency of an image whose tile period is P (a resize by P / T): its frequency along
+ * the axis of max(u, v) is max(u, v) / 16 cycles per tile pixel, T / P times more per
+ * image pixel. A downscale low-passes such a coefficient away (a 0.5 resize leaves
+ * (0, 4) and (4, 0) at exactly Nyquist: on the bench photos 0.15-0.4 of their equalised
+ * band is mark, against 0.5-1 for the other ten), so locate gives it weight 0 at that
+ * period instead of equalising picture noise up to the weight of the coefficients that
+ * carry the mark. The weights depend on the period only, never on the key's pilots, so the
+ * pilot agreement stays Binomial(64, 1/2) on unmarked images. kernels/wm.cu
+ * (wm_equalize) repeats this test. */
+static inline int wm_band_above_nyquist(int u, int v, int tile, int period)
+{
+    int m = u > v ? u : v;
+    return m * tile >= 8 * period;
+}
+
 /* The contrast normalisation itself: row y of (luma - local mean) / (local std +
  * floor_add) over the (2 r + 1)^2 window clipped at the borders, the mean and std bit for
  * bit those of wm_local_stats, streamed over rows (whiten.c says why): `sink` receives

@@ -15,6 +15,7 @@
 #include "unit.h"
 #include "wm/detect_pipeline.h"
 #include "wm/wm.h"
+#include "wm/wm_internal.h"
 
 static const uint8_t MSG[SDLK_WM_MESSAGE_BYTES] = {0xde, 0xad, 0xbe, 0xef, 0x01, 0x23};
 
@@ -254,6 +255,48 @@ START_TEST(test_key_and_message)
     ck_assert_int_eq(signs[2], 1);  /* third bit 0 */
     ck_assert_int_eq(signs[SDLK_WM_CODED_BITS], a.pilot[0]);
     sdlk_wm_key_free(&a);
+}
+END_TEST
+
+/* ---- the band above the resized image's Nyquist frequency ------------------------------ */
+
+/* At a 0.5 resize (fold period T / 2) locate gives (0, 4) and (4, 0) weight 0 (their
+ * mark is gone, wm_internal.h says why) and keeps the other ten; at scales 1 and 2 it
+ * keeps all twelve. */
+START_TEST(test_band_nyquist)
+{
+    ck_assert(wm_band_above_nyquist(0, 4, 64, 32) && wm_band_above_nyquist(4, 0, 64, 32));
+    ck_assert(!wm_band_above_nyquist(1, 3, 64, 32) && !wm_band_above_nyquist(2, 2, 64, 32));
+    ck_assert(!wm_band_above_nyquist(0, 4, 64, 64) && !wm_band_above_nyquist(4, 0, 64, 48));
+    ck_assert(wm_band_above_nyquist(0, 3, 64, 24)); /* 3/16 x 64/24 = 1/2 */
+
+    sdlk_wm_key key;
+    derive("nyquist", 64, &key);
+    sdlk_wm_plane plane = {malloc(sizeof(float) * 128 * 128), 128, 128};
+    ck_assert_ptr_nonnull(plane.data);
+    uint64_t rng = 99;
+    for (int i = 0; i < 128 * 128; i++)
+        plane.data[i] = (float)(128.0 + 40.0 * (rng_unit(&rng) - 0.5));
+    static const double scales[] = {0.5, 1.0, 2.0};
+    for (int si = 0; si < 3; si++) {
+        sdlk_wm_detect_params params;
+        sdlk_wm_detect_params_init(&params);
+        params.n_scales = 1;
+        params.scales[0] = scales[si];
+        sdlk_wm_sync sync;
+        sdlk_error err = {0};
+        ck_assert_msg(sdlk_wm_locate(&plane, &key, &params, &sync, &err) == SDLK_OK, "%s", err.msg);
+        int period = wm_scale_period(64, scales[si]);
+        for (int c = 0; c < SDLK_WM_COEFS; c++) {
+            int zero = 1;
+            for (int b = 0; b < key.blocks_per_side * key.blocks_per_side; b++)
+                zero &= sync.blocks[b * SDLK_WM_COEFS + c] == 0.f;
+            ck_assert_int_eq(zero, wm_band_above_nyquist(key.coef_u[c], key.coef_v[c], 64, period));
+        }
+        sdlk_wm_sync_free(&sync);
+    }
+    sdlk_wm_plane_free(&plane);
+    sdlk_wm_key_free(&key);
 }
 END_TEST
 
@@ -759,6 +802,6 @@ END_TEST
 int main(void)
 {
     return UNIT_RUN("wm", test_rs_capability, test_binomial_tail, test_key_and_message,
-                    test_metrics, test_embed_detect_photos, test_embed_depth_alpha,
+                    test_band_nyquist, test_metrics, test_embed_detect_photos, test_embed_depth_alpha,
                     test_false_positives, test_device_option, test_decode_stage_luma);
 }
