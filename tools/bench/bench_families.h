@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "bench/bench.h"
 #include "core/error.h"
@@ -71,6 +72,30 @@ sdlk_status bench_crop(const sdlk_tensor *img, int64_t y0, int64_t x0, int64_t h
 
 /* "64 MiB", "1.5 MiB", "300 KiB". */
 void bench_format_size(char *buf, size_t cap, uint64_t bytes);
+
+/* A /usr/bin/python3 child for in-run baselines written in Python (SciPy, imwatermark):
+ * `python3 -c script args...`, with this process's environment (so PYTHONPATH picks
+ * where optional packages come from), talking one line per request over two pipes.
+ * The script's first line is "ready INFO" when it can serve, anything else (e.g.
+ * "missing WHY", then exit) when it cannot. Each request is one line; its reply is one
+ * line "ok REST". The caller times requests itself, so a baseline timed this way pays
+ * one pipe round trip per request (tens of microseconds). */
+typedef struct bench_python {
+    pid_t pid;
+    FILE *to, *from;
+} bench_python;
+
+/* Start the child (args: NULL-terminated, at most 8). 1 when it said "ready": INFO goes
+ * to `info`. 0 when it cannot be used, which is not an error: `why` says why (its first
+ * line, or what failed), and nothing is left running. */
+int bench_python_start(bench_python *p, const char *script, const char *const *args,
+                       char *info, size_t info_size, char *why, size_t why_size);
+/* Send `request` (one line, no newline) and read the reply; anything but "ok REST" is an
+ * error. REST (newline dropped) goes to `reply` when it is not NULL. */
+sdlk_status bench_python_request(bench_python *p, const char *request, char *reply,
+                                 size_t reply_size, sdlk_error *err);
+/* Close the pipes (the child sees EOF and exits) and reap the child; idempotent. */
+void bench_python_stop(bench_python *p);
 
 /* ---- the families ------------------------------------------------------------- */
 

@@ -14,13 +14,10 @@
  * anything is timed.
  */
 #include <dirent.h>
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench_families.h"
@@ -120,8 +117,7 @@ static const char scipy_child[] =
     "    print('ok %.9f' % t, flush=True)\n";
 
 typedef struct scipy_proc {
-    pid_t pid;
-    FILE *to, *from;
+    bench_python py;
     char version[32];
     int64_t dim;        /* current request's D */
     double inside[512]; /* in-Python times of the timed requests */
@@ -130,68 +126,26 @@ typedef struct scipy_proc {
 
 static void scipy_stop(scipy_proc *p)
 {
-    if (p->to)
-        fclose(p->to);
-    if (p->from)
-        fclose(p->from);
-    if (p->pid > 0)
-        waitpid(p->pid, NULL, 0);
-    memset(p, 0, sizeof *p);
+    bench_python_stop(&p->py);
 }
 
 /* Start the child; 0 with *why filled when SciPy cannot be used (not an error). */
 static int scipy_start(scipy_proc *p, const char *dir, char *why, size_t why_size)
 {
     memset(p, 0, sizeof *p);
-    if (access("/usr/bin/python3", X_OK) != 0) {
-        snprintf(why, why_size, "/usr/bin/python3 not found");
-        return 0;
-    }
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) {
-        snprintf(why, why_size, "pipe: %s", strerror(errno));
-        return 0;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(why, why_size, "fork: %s", strerror(errno));
-        return 0;
-    }
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        execl("/usr/bin/python3", "python3", "-c", scipy_child, dir, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->pid = pid;
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    char line[256];
-    if (!p->to || !p->from || !fgets(line, sizeof line, p->from) ||
-        strncmp(line, "ready ", 6) != 0) {
-        snprintf(why, why_size, "%s", line[0] ? strtok(line, "\n") : "python3 did not start");
-        if (!p->from)
-            snprintf(why, why_size, "fdopen failed");
-        scipy_stop(p);
-        return 0;
-    }
-    snprintf(p->version, sizeof p->version, "%s", strtok(line + 6, "\n"));
-    return 1;
+    const char *args[] = {dir, NULL};
+    return bench_python_start(&p->py, scipy_child, args, p->version, sizeof p->version, why,
+                              why_size);
 }
 
 static sdlk_status scipy_request(scipy_proc *p, const char *request, double *inside,
                                  sdlk_error *err)
 {
-    char line[128];
-    if (fprintf(p->to, "%s\n", request) < 0 || fflush(p->to) != 0 ||
-        !fgets(line, sizeof line, p->from) || strncmp(line, "ok ", 3) != 0)
-        return sdlk_error_set(err, SDLK_ERR_IO, "the SciPy child failed on '%s'", request);
-    if (inside)
-        *inside = atof(line + 3);
-    return SDLK_OK;
+    char reply[128];
+    sdlk_status st = bench_python_request(&p->py, request, reply, sizeof reply, err);
+    if (st == SDLK_OK && inside)
+        *inside = atof(reply);
+    return st;
 }
 
 static sdlk_status scipy_run(void *ctx, sdlk_error *err)
