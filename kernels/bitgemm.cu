@@ -348,16 +348,12 @@ __global__ void __launch_bounds__(ROW_TERM_THREADS) row_terms_kernel(const uint6
 
 /* ---- host helpers ---------------------------------------------------------------------- */
 
-sdlk_status check(cudaError_t rc, const char *what, sdlk_error *err)
-{
-    return sdlk_cuda_check(rc, what, err);
-}
-
 template <typename T> sdlk_status device_alloc(T **ptr, size_t count, sdlk_error *err)
 {
     /* at least one element, so that kernels always get a valid base address */
-    return check(cudaMalloc(reinterpret_cast<void **>(ptr), std::max<size_t>(count, 1) * sizeof(T)),
-                 "cudaMalloc", err);
+    return sdlk_cuda_check(
+        cudaMalloc(reinterpret_cast<void **>(ptr), std::max<size_t>(count, 1) * sizeof(T)),
+        "cudaMalloc", err);
 }
 
 template <typename T>
@@ -365,25 +361,19 @@ sdlk_status upload(T **ptr, const T *host, size_t count, sdlk_error *err)
 {
     sdlk_status st = device_alloc(ptr, count, err);
     if (!st && count)
-        st = check(cudaMemcpy(*ptr, host, count * sizeof(T), cudaMemcpyHostToDevice),
-                   "cudaMemcpy to the device", err);
+        st = sdlk_cuda_check(cudaMemcpy(*ptr, host, count * sizeof(T), cudaMemcpyHostToDevice),
+                             "cudaMemcpy to the device", err);
     return st;
 }
 
 sdlk_status device_major(int *major, sdlk_error *err)
 {
     int dev = 0;
-    sdlk_status st = check(cudaGetDevice(&dev), "cudaGetDevice", err);
+    sdlk_status st = sdlk_cuda_check(cudaGetDevice(&dev), "cudaGetDevice", err);
     if (!st)
-        st = check(cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, dev),
-                   "cudaDeviceGetAttribute", err);
+        st = sdlk_cuda_check(cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, dev),
+                             "cudaDeviceGetAttribute", err);
     return st;
-}
-
-double median_of(double *ms, int n)
-{
-    std::sort(ms, ms + n);
-    return n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
 }
 
 /* Event-timed runs of `run` (a callable returning sdlk_status) on the legacy stream. */
@@ -394,25 +384,18 @@ sdlk_status time_runs(F run, int warmup, int reps, double *median_ms, sdlk_error
         return sdlk_error_set(err, SDLK_ERR_ARG, "timing: reps must be 1..%d, warmup >= 0 (got %d, %d)",
                               MAX_REPS, reps, warmup);
     cudaEvent_t start = nullptr, stop = nullptr;
-    sdlk_status st = check(cudaEventCreate(&start), "cudaEventCreate", err);
+    sdlk_status st = sdlk_cuda_check(cudaEventCreate(&start), "cudaEventCreate", err);
     if (!st)
-        st = check(cudaEventCreate(&stop), "cudaEventCreate", err);
+        st = sdlk_cuda_check(cudaEventCreate(&stop), "cudaEventCreate", err);
     for (int i = 0; !st && i < warmup; i++)
         st = run();
     if (!st)
-        st = check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (warm-up)", err);
+        st = sdlk_cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (warm-up)", err);
     double ms[MAX_REPS];
     for (int i = 0; !st && i < reps; i++) {
         float elapsed = 0;
-        st = check(cudaEventRecord(start, 0), "cudaEventRecord", err);
-        if (!st)
-            st = run();
-        if (!st)
-            st = check(cudaEventRecord(stop, 0), "cudaEventRecord", err);
-        if (!st)
-            st = check(cudaEventSynchronize(stop), "cudaEventSynchronize (timed run)", err);
-        if (!st)
-            st = check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime", err);
+        st = sdlk_cuda_time_once(run, start, stop, 0, "cudaEventSynchronize (timed run)", &elapsed,
+                                 err);
         ms[i] = elapsed;
     }
     if (start)
@@ -420,7 +403,7 @@ sdlk_status time_runs(F run, int warmup, int reps, double *median_ms, sdlk_error
     if (stop)
         cudaEventDestroy(stop);
     if (!st)
-        *median_ms = median_of(ms, reps);
+        *median_ms = sdlk_median_ms(ms, reps);
     return st;
 }
 
@@ -603,11 +586,12 @@ extern "C" sdlk_status sdlk_cuda_qgemm_create(const sdlk_cuda_qgemm_problem *p,
                               (size_t)A->rows * (size_t)g->rq_bits * (size_t)g->rq_words32, err);
     }
     if (!st)
-        st = check(cudaFuncSetAttribute(p->bitop == SDLK_CUDA_BITOP_XOR
-                                            ? bitgemm_kernel<SDLK_CUDA_BITOP_XOR>
-                                            : bitgemm_kernel<SDLK_CUDA_BITOP_AND>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES),
-                   "cudaFuncSetAttribute (shared memory)", err);
+        st = sdlk_cuda_check(cudaFuncSetAttribute(p->bitop == SDLK_CUDA_BITOP_XOR
+                                                      ? bitgemm_kernel<SDLK_CUDA_BITOP_XOR>
+                                                      : bitgemm_kernel<SDLK_CUDA_BITOP_AND>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  SMEM_BYTES),
+                             "cudaFuncSetAttribute (shared memory)", err);
     if (st) {
         sdlk_cuda_qgemm_destroy(ctx);
         return st;
@@ -639,7 +623,7 @@ static sdlk_status launch_row_terms(const uint64_t *words, int64_t rows, int bit
         return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "%lld rows are too many for one launch",
                               (long long)rows);
     row_terms_kernel<<<(unsigned)blocks, ROW_TERM_THREADS>>>(words, rows, bits, kw, w, wsum, popc0);
-    return check(cudaGetLastError(), "row-term kernel launch", err);
+    return sdlk_cuda_check(cudaGetLastError(), "row-term kernel launch", err);
 }
 
 extern "C" sdlk_status sdlk_cuda_qgemm_run(sdlk_cuda_qgemm_ctx *ctx, sdlk_error *err)
@@ -653,9 +637,10 @@ extern "C" sdlk_status sdlk_cuda_qgemm_run(sdlk_cuda_qgemm_ctx *ctx, sdlk_error 
         st = launch_row_terms(ctx->b, g.n, g.wbits, g.kw, ctx->weights_b, ctx->wsum_b,
                               ctx->popc_b, err);
     if (!st && g.planes) /* the epilogue only sets bits */
-        st = check(cudaMemsetAsync(g.planes, 0,
-                                   (size_t)g.m * (size_t)g.rq_bits * (size_t)g.rq_words32 * 4, 0),
-                   "cudaMemsetAsync of the requantized planes", err);
+        st = sdlk_cuda_check(
+            cudaMemsetAsync(g.planes, 0, (size_t)g.m * (size_t)g.rq_bits * (size_t)g.rq_words32 * 4,
+                            0),
+            "cudaMemsetAsync of the requantized planes", err);
     if (st)
         return st;
     const dim3 grid((unsigned)((g.n + g.rows_b - 1) / g.rows_b),
@@ -664,7 +649,7 @@ extern "C" sdlk_status sdlk_cuda_qgemm_run(sdlk_cuda_qgemm_ctx *ctx, sdlk_error 
         bitgemm_kernel<SDLK_CUDA_BITOP_XOR><<<grid, THREADS, SMEM_BYTES>>>(g);
     else
         bitgemm_kernel<SDLK_CUDA_BITOP_AND><<<grid, THREADS, SMEM_BYTES>>>(g);
-    return check(cudaGetLastError(), "bit-GEMM kernel launch", err);
+    return sdlk_cuda_check(cudaGetLastError(), "bit-GEMM kernel launch", err);
 }
 
 extern "C" int64_t sdlk_cuda_qgemm_requant_words(int64_t n)
@@ -677,18 +662,20 @@ extern "C" sdlk_status sdlk_cuda_qgemm_download(sdlk_cuda_qgemm_ctx *ctx, int32_
                                                 sdlk_error *err)
 {
     const size_t outputs = (size_t)ctx->args.m * (size_t)ctx->args.n;
-    sdlk_status st = check(cudaDeviceSynchronize(), "bit-GEMM kernels", err);
+    sdlk_status st = sdlk_cuda_check(cudaDeviceSynchronize(), "bit-GEMM kernels", err);
     if (!st && y_int && ctx->y_int && outputs)
-        st = check(cudaMemcpy(y_int, ctx->y_int, outputs * sizeof(int32_t), cudaMemcpyDeviceToHost),
-                   "cudaMemcpy of the int32 output", err);
+        st = sdlk_cuda_check(
+            cudaMemcpy(y_int, ctx->y_int, outputs * sizeof(int32_t), cudaMemcpyDeviceToHost),
+            "cudaMemcpy of the int32 output", err);
     if (!st && y_f32 && ctx->y_f32 && outputs)
-        st = check(cudaMemcpy(y_f32, ctx->y_f32, outputs * sizeof(float), cudaMemcpyDeviceToHost),
-                   "cudaMemcpy of the f32 output", err);
+        st = sdlk_cuda_check(
+            cudaMemcpy(y_f32, ctx->y_f32, outputs * sizeof(float), cudaMemcpyDeviceToHost),
+            "cudaMemcpy of the f32 output", err);
     const size_t plane_bytes = (size_t)ctx->args.m * (size_t)ctx->args.rq_bits *
                                (size_t)ctx->args.rq_words32 * 4;
     if (!st && y_planes && ctx->planes && plane_bytes)
-        st = check(cudaMemcpy(y_planes, ctx->planes, plane_bytes, cudaMemcpyDeviceToHost),
-                   "cudaMemcpy of the requantized planes", err);
+        st = sdlk_cuda_check(cudaMemcpy(y_planes, ctx->planes, plane_bytes, cudaMemcpyDeviceToHost),
+                             "cudaMemcpy of the requantized planes", err);
     return st;
 }
 
@@ -760,13 +747,6 @@ __global__ void fill_fp16(__half *p, size_t n)
         p[i] = __float2half((float)(mix32(i) & 0xff) / 128.0f - 1.0f);
 }
 
-sdlk_status cublas_check(cublasStatus_t rc, const char *what, sdlk_error *err)
-{
-    if (rc == CUBLAS_STATUS_SUCCESS)
-        return SDLK_OK;
-    return sdlk_error_set(err, SDLK_ERR_DEVICE, "cuBLAS %s failed (status %d)", what, (int)rc);
-}
-
 } // namespace
 
 extern "C" sdlk_status sdlk_cuda_cublas_gemm_time(sdlk_cuda_cublas_type type, int64_t m,
@@ -792,13 +772,13 @@ extern "C" sdlk_status sdlk_cuda_cublas_gemm_time(sdlk_cuda_cublas_type type, in
     cublasHandle_t handle = nullptr;
     void *a = nullptr, *b = nullptr, *c = nullptr;
     const size_t in_size = int8 ? 1 : sizeof(__half), out_size = int8 ? 4 : sizeof(__half);
-    st = cublas_check(api.create(&handle), "cublasCreate", err);
+    st = sdlk_cublas_check(api.create(&handle), "cublasCreate", err);
     if (!st)
-        st = check(cudaMalloc(&a, (size_t)m * (size_t)k * in_size), "cudaMalloc", err);
+        st = sdlk_cuda_check(cudaMalloc(&a, (size_t)m * (size_t)k * in_size), "cudaMalloc", err);
     if (!st)
-        st = check(cudaMalloc(&b, (size_t)n * (size_t)k * in_size), "cudaMalloc", err);
+        st = sdlk_cuda_check(cudaMalloc(&b, (size_t)n * (size_t)k * in_size), "cudaMalloc", err);
     if (!st)
-        st = check(cudaMalloc(&c, (size_t)m * (size_t)n * out_size), "cudaMalloc", err);
+        st = sdlk_cuda_check(cudaMalloc(&c, (size_t)m * (size_t)n * out_size), "cudaMalloc", err);
     if (!st) {
         if (int8) {
             fill_int8<<<1024, 256>>>(static_cast<int8_t *>(a), (size_t)m * (size_t)k);
@@ -807,10 +787,10 @@ extern "C" sdlk_status sdlk_cuda_cublas_gemm_time(sdlk_cuda_cublas_type type, in
             fill_fp16<<<1024, 256>>>(static_cast<__half *>(a), (size_t)m * (size_t)k);
             fill_fp16<<<1024, 256>>>(static_cast<__half *>(b), (size_t)n * (size_t)k);
         }
-        st = check(cudaGetLastError(), "fill kernel launch", err);
+        st = sdlk_cuda_check(cudaGetLastError(), "fill kernel launch", err);
     }
     if (!st)
-        st = check(cudaDeviceSynchronize(), "fill kernels", err);
+        st = sdlk_cuda_check(cudaDeviceSynchronize(), "fill kernels", err);
     /* TN: C (m x n, column-major) = A^T B with A stored k x m and B k x n column-major,
      * i.e. both K-contiguous per row as our operands -- the form IMMA kernels need */
     const int32_t alpha_i = 1, beta_i = 0;
@@ -823,7 +803,7 @@ extern "C" sdlk_status sdlk_cuda_cublas_gemm_time(sdlk_cuda_cublas_type type, in
                  : api.gemm_ex(handle, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)k, &alpha_f,
                                a, CUDA_R_16F, (int)k, b, CUDA_R_16F, (int)k, &beta_f, c,
                                CUDA_R_16F, (int)m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-        return cublas_check(rc, "cublasGemmEx", err);
+        return sdlk_cublas_check(rc, "cublasGemmEx", err);
     };
     if (!st)
         st = time_runs(run, warmup, reps, median_ms, err);

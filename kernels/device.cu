@@ -1,4 +1,5 @@
 /* device.cu -- CUDA device queries and the error mapping shared by all kernels. */
+#include <algorithm>
 #include <cstdio>
 
 #include <cuda_runtime.h>
@@ -44,4 +45,17 @@ sdlk_status sdlk_cuda_check(cudaError_t rc, const char *what, sdlk_error *err)
     if (rc == cudaSuccess)
         return SDLK_OK;
     return sdlk_error_set(err, SDLK_ERR_DEVICE, "CUDA %s: %s", what, cudaGetErrorString(rc));
+}
+
+sdlk_status sdlk_cublas_check(cublasStatus_t rc, const char *what, sdlk_error *err)
+{
+    if (rc == CUBLAS_STATUS_SUCCESS)
+        return SDLK_OK;
+    return sdlk_error_set(err, SDLK_ERR_DEVICE, "cuBLAS %s failed (status %d)", what, (int)rc);
+}
+
+double sdlk_median_ms(double *ms, int n)
+{
+    std::sort(ms, ms + n);
+    return n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
 }

@@ -66,18 +66,6 @@ struct geometry {
     int channels, patch, patch_t;
 };
 
-sdlk_status check(cudaError_t rc, const char *what, sdlk_error *err)
-{
-    return sdlk_cuda_check(rc, what, err);
-}
-
-sdlk_status cublas_check(cublasStatus_t rc, const char *what, sdlk_error *err)
-{
-    if (rc == CUBLAS_STATUS_SUCCESS)
-        return SDLK_OK;
-    return sdlk_error_set(err, SDLK_ERR_DEVICE, "cuBLAS %s failed (status %d)", what, (int)rc);
-}
-
 /* Blocks for a grid-stride loop over `total` items. */
 unsigned grid_for(int64_t total, int threads)
 {
@@ -96,8 +84,8 @@ template <class T> struct device_buffer {
             cudaFree(ptr); /* synchronises: nothing in flight still reads it */
         ptr = nullptr;
         cap = 0;
-        sdlk_status st =
-            check(cudaMalloc(reinterpret_cast<void **>(&ptr), count * sizeof(T)), what, err);
+        sdlk_status st = sdlk_cuda_check(
+            cudaMalloc(reinterpret_cast<void **>(&ptr), count * sizeof(T)), what, err);
         if (st) {
             ptr = nullptr;
             return st;
@@ -127,8 +115,8 @@ struct pinned_buffer {
         ptr = nullptr;
         cap = 0;
         sdlk_status st =
-            check(cudaMallocHost(reinterpret_cast<void **>(&ptr), count * sizeof(float)),
-                  "cudaMallocHost (staging)", err);
+            sdlk_cuda_check(cudaMallocHost(reinterpret_cast<void **>(&ptr), count * sizeof(float)),
+                            "cudaMallocHost (staging)", err);
         if (st) {
             ptr = nullptr;
             return st;
@@ -402,29 +390,30 @@ extern "C" sdlk_status sdlk_cuda_exemplar_create(const sdlk_cuda_exemplar_geom *
     st = sdlk_cuda_load(SDLK_CUDA_CUBLAS, symbols, sizeof symbols / sizeof symbols[0],
                         &ctx->library, err);
     if (!st)
-        st = check(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking),
-                   "cudaStreamCreate", err);
+        st = sdlk_cuda_check(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking),
+                             "cudaStreamCreate", err);
     if (!st)
-        st = check(cudaEventCreate(&ctx->start), "cudaEventCreate", err);
+        st = sdlk_cuda_check(cudaEventCreate(&ctx->start), "cudaEventCreate", err);
     if (!st)
-        st = check(cudaEventCreate(&ctx->stop), "cudaEventCreate", err);
+        st = sdlk_cuda_check(cudaEventCreate(&ctx->stop), "cudaEventCreate", err);
     if (!st)
-        st = cublas_check(ctx->api.create(&ctx->handle), "cublasCreate", err);
+        st = sdlk_cublas_check(ctx->api.create(&ctx->handle), "cublasCreate", err);
     if (!st)
-        st = cublas_check(ctx->api.set_stream(ctx->handle, ctx->stream), "cublasSetStream", err);
+        st = sdlk_cublas_check(ctx->api.set_stream(ctx->handle, ctx->stream), "cublasSetStream",
+                               err);
     /* plain f32 FFMA GEMMs: TF32 tensor cores would round the inputs to 10 bits and put
      * the distances (and through 1 / (1 - a), the weights) far from the CPU's */
     if (!st)
-        st = cublas_check(ctx->api.set_math_mode(ctx->handle, CUBLAS_DEFAULT_MATH),
-                          "cublasSetMathMode", err);
+        st = sdlk_cublas_check(ctx->api.set_math_mode(ctx->handle, CUBLAS_DEFAULT_MATH),
+                               "cublasSetMathMode", err);
     if (!st)
-        st = check(cudaMalloc(reinterpret_cast<void **>(&ctx->weight),
-                              (size_t)g.dim * sizeof(float)),
-                   "cudaMalloc (patch weights)", err);
+        st = sdlk_cuda_check(
+            cudaMalloc(reinterpret_cast<void **>(&ctx->weight), (size_t)g.dim * sizeof(float)),
+            "cudaMalloc (patch weights)", err);
     if (!st)
-        st = check(cudaMemcpy(ctx->weight, geom->weight, (size_t)g.dim * sizeof(float),
-                              cudaMemcpyHostToDevice),
-                   "cudaMemcpy (patch weights)", err);
+        st = sdlk_cuda_check(cudaMemcpy(ctx->weight, geom->weight, (size_t)g.dim * sizeof(float),
+                                        cudaMemcpyHostToDevice),
+                             "cudaMemcpy (patch weights)", err);
     if (st) {
         sdlk_cuda_exemplar_destroy(ctx);
         return st;
@@ -450,12 +439,13 @@ template <class T>
 static sdlk_status upload(T **dst, const T *src, size_t count, const char *what, sdlk_error *err)
 {
     sdlk_status st =
-        check(cudaMalloc(reinterpret_cast<void **>(dst), count * sizeof(T)), what, err);
+        sdlk_cuda_check(cudaMalloc(reinterpret_cast<void **>(dst), count * sizeof(T)), what, err);
     if (st) {
         *dst = nullptr;
         return st;
     }
-    return check(cudaMemcpy(*dst, src, count * sizeof(T), cudaMemcpyHostToDevice), what, err);
+    return sdlk_cuda_check(cudaMemcpy(*dst, src, count * sizeof(T), cudaMemcpyHostToDevice), what,
+                           err);
 }
 
 extern "C" sdlk_status sdlk_cuda_exemplar_prior_upload(const float *patches, const float *half_norm,
@@ -625,29 +615,30 @@ sdlk_status estimate_group(sdlk_cuda_exemplar *ctx, const sdlk_cuda_exemplar_pri
         gather_patches<<<blocks, ELEMENT_THREADS, 0, ctx->stream>>>(
             g, ctx->x.ptr, ctx->tiles.ptr, ctx->row_tile.ptr, ctx->corners.ptr, first, rows,
             ctx->y.ptr);
-        sdlk_status st = check(cudaGetLastError(), "gather_patches launch", err);
+        sdlk_status st = sdlk_cuda_check(cudaGetLastError(), "gather_patches launch", err);
         if (st)
             return st;
         /* Row-major G [rows, n] = Y [rows, D] P^T is column-major G^T [n, rows] = P Y^T:
          * P is column-major [D, n] (ld D), transposed; Y is column-major [D, rows]. */
-        st = cublas_check(ctx->api.sgemm(ctx->handle, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)rows,
-                                         (int)g.dim, &one, prior->patches, (int)g.dim, ctx->y.ptr,
-                                         (int)g.dim, &zero, ctx->g.ptr, (int)n),
-                          "cublasSgemm (distances)", err);
+        st = sdlk_cublas_check(ctx->api.sgemm(ctx->handle, CUBLAS_OP_T, CUBLAS_OP_N, (int)n,
+                                              (int)rows, (int)g.dim, &one, prior->patches,
+                                              (int)g.dim, ctx->y.ptr, (int)g.dim, &zero, ctx->g.ptr,
+                                              (int)n),
+                               "cublasSgemm (distances)", err);
         if (st)
             return st;
         softmax_rows<<<(unsigned)rows, SOFTMAX_THREADS, 0, ctx->stream>>>(
             ctx->g.ptr, n, prior->half_norm, ctx->tiles.ptr, ctx->row_tile.ptr, first);
-        st = check(cudaGetLastError(), "softmax_rows launch", err);
+        st = sdlk_cuda_check(cudaGetLastError(), "softmax_rows launch", err);
         if (st)
             return st;
         /* Row-major E [rows, D] = W [rows, n] P [n, D] is column-major E^T [D, rows] =
          * P^T W^T: P column-major [D, n] (ld D), W column-major [n, rows] (ld n). */
-        st = cublas_check(ctx->api.sgemm(ctx->handle, CUBLAS_OP_N, CUBLAS_OP_N, (int)g.dim,
-                                         (int)rows, (int)n, &one, prior->patches, (int)g.dim,
-                                         ctx->g.ptr, (int)n, &zero, ctx->e.ptr + first * g.dim,
-                                         (int)g.dim),
-                          "cublasSgemm (estimates)", err);
+        st = sdlk_cublas_check(ctx->api.sgemm(ctx->handle, CUBLAS_OP_N, CUBLAS_OP_N, (int)g.dim,
+                                              (int)rows, (int)n, &one, prior->patches, (int)g.dim,
+                                              ctx->g.ptr, (int)n, &zero, ctx->e.ptr + first * g.dim,
+                                              (int)g.dim),
+                               "cublasSgemm (estimates)", err);
         if (st)
             return st;
     }
@@ -664,27 +655,27 @@ sdlk_status run_batch(sdlk_cuda_exemplar *ctx, const sdlk_cuda_exemplar_tile *ti
         memcpy(ctx->staging.ptr + (size_t)k * (size_t)g.numel, tiles[plan.order[(size_t)k]].x,
                window_bytes);
     sdlk_status st =
-        check(cudaMemcpyAsync(ctx->x.ptr, ctx->staging.ptr, (size_t)count * window_bytes,
-                              cudaMemcpyHostToDevice, ctx->stream),
-              "cudaMemcpyAsync (input windows)", err);
+        sdlk_cuda_check(cudaMemcpyAsync(ctx->x.ptr, ctx->staging.ptr, (size_t)count * window_bytes,
+                                        cudaMemcpyHostToDevice, ctx->stream),
+                        "cudaMemcpyAsync (input windows)", err);
     /* pageable sources: the runtime has copied them out when these calls return */
     if (!st)
-        st = check(cudaMemcpyAsync(ctx->tiles.ptr, plan.desc.data(),
-                                   plan.desc.size() * sizeof(tile_desc), cudaMemcpyHostToDevice,
-                                   ctx->stream),
-                   "cudaMemcpyAsync (tile descriptors)", err);
+        st = sdlk_cuda_check(cudaMemcpyAsync(ctx->tiles.ptr, plan.desc.data(),
+                                             plan.desc.size() * sizeof(tile_desc),
+                                             cudaMemcpyHostToDevice, ctx->stream),
+                             "cudaMemcpyAsync (tile descriptors)", err);
     if (!st && !plan.corners.empty())
-        st = check(cudaMemcpyAsync(ctx->corners.ptr, plan.corners.data(),
-                                   plan.corners.size() * sizeof(int64_t), cudaMemcpyHostToDevice,
-                                   ctx->stream),
-                   "cudaMemcpyAsync (corners)", err);
+        st = sdlk_cuda_check(cudaMemcpyAsync(ctx->corners.ptr, plan.corners.data(),
+                                             plan.corners.size() * sizeof(int64_t),
+                                             cudaMemcpyHostToDevice, ctx->stream),
+                             "cudaMemcpyAsync (corners)", err);
     if (!st && plan.rows > 0)
-        st = check(cudaMemcpyAsync(ctx->row_tile.ptr, plan.row_tile.data(),
-                                   plan.row_tile.size() * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                   ctx->stream),
-                   "cudaMemcpyAsync (row tiles)", err);
+        st = sdlk_cuda_check(cudaMemcpyAsync(ctx->row_tile.ptr, plan.row_tile.data(),
+                                             plan.row_tile.size() * sizeof(int32_t),
+                                             cudaMemcpyHostToDevice, ctx->stream),
+                             "cudaMemcpyAsync (row tiles)", err);
     if (!st)
-        st = check(cudaEventRecord(ctx->start, ctx->stream), "cudaEventRecord", err);
+        st = sdlk_cuda_check(cudaEventRecord(ctx->start, ctx->stream), "cudaEventRecord", err);
     for (const auto &grp : plan.groups)
         if (!st && grp.row_end > grp.row_begin)
             st = estimate_group(ctx, grp.prior, grp.row_begin, grp.row_end, err);
@@ -693,18 +684,20 @@ sdlk_status run_batch(sdlk_cuda_exemplar *ctx, const sdlk_cuda_exemplar_tile *ti
     const int64_t total = (int64_t)count * g.numel;
     blend_estimates<<<grid_for(total, ELEMENT_THREADS), ELEMENT_THREADS, 0, ctx->stream>>>(
         g, ctx->tiles.ptr, count, ctx->corners.ptr, ctx->weight, ctx->e.ptr, ctx->out.ptr);
-    st = check(cudaGetLastError(), "blend_estimates launch", err);
+    st = sdlk_cuda_check(cudaGetLastError(), "blend_estimates launch", err);
     if (!st)
-        st = check(cudaEventRecord(ctx->stop, ctx->stream), "cudaEventRecord", err);
+        st = sdlk_cuda_check(cudaEventRecord(ctx->stop, ctx->stream), "cudaEventRecord", err);
     if (!st)
-        st = check(cudaMemcpyAsync(ctx->staging.ptr, ctx->out.ptr, (size_t)count * window_bytes,
-                                   cudaMemcpyDeviceToHost, ctx->stream),
-                   "cudaMemcpyAsync (output windows)", err);
+        st = sdlk_cuda_check(cudaMemcpyAsync(ctx->staging.ptr, ctx->out.ptr,
+                                             (size_t)count * window_bytes, cudaMemcpyDeviceToHost,
+                                             ctx->stream),
+                             "cudaMemcpyAsync (output windows)", err);
     if (!st)
-        st = check(cudaStreamSynchronize(ctx->stream), "exemplar kernels", err);
+        st = sdlk_cuda_check(cudaStreamSynchronize(ctx->stream), "exemplar kernels", err);
     float ms = 0.0f;
     if (!st)
-        st = check(cudaEventElapsedTime(&ms, ctx->start, ctx->stop), "cudaEventElapsedTime", err);
+        st = sdlk_cuda_check(cudaEventElapsedTime(&ms, ctx->start, ctx->stop),
+                             "cudaEventElapsedTime", err);
     if (st)
         return st;
     ctx->device_ms += ms;

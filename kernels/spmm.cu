@@ -613,12 +613,6 @@ sdlk_status run_cusparse(sdlk_cuda_spmm *ctx, sdlk_error *err)
                           "cusparseSpMM", err);
 }
 
-int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 sdlk_status create_condensed(const sdlk_sgt *sgt, const float *values, int64_t dim,
                              sdlk_cuda_spmm *ctx, sdlk_error *err)
 {
@@ -792,15 +786,19 @@ extern "C" void sdlk_cuda_spmm_destroy(sdlk_cuda_spmm *ctx)
     free(ctx);
 }
 
-extern "C" sdlk_status sdlk_cuda_spmm_create_condensed(const sdlk_sgt *sgt, const float *values,
-                                                       int64_t dim, sdlk_cuda_spmm **out,
-                                                       sdlk_error *err)
+/* Allocate a zeroed context, let `build` fill it from `source`, and destroy it again if
+ * that fails. */
+template <typename Source>
+static sdlk_status create_with(sdlk_status (*build)(const Source *, const float *, int64_t,
+                                                    sdlk_cuda_spmm *, sdlk_error *),
+                               const Source *source, const float *values, int64_t dim,
+                               sdlk_cuda_spmm **out, sdlk_error *err)
 {
     *out = nullptr;
     sdlk_cuda_spmm *ctx = (sdlk_cuda_spmm *)calloc(1, sizeof *ctx);
     if (!ctx)
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
-    sdlk_status st = create_condensed(sgt, values, dim, ctx, err);
+    sdlk_status st = build(source, values, dim, ctx, err);
     if (st) {
         sdlk_cuda_spmm_destroy(ctx);
         return st;
@@ -809,21 +807,18 @@ extern "C" sdlk_status sdlk_cuda_spmm_create_condensed(const sdlk_sgt *sgt, cons
     return SDLK_OK;
 }
 
+extern "C" sdlk_status sdlk_cuda_spmm_create_condensed(const sdlk_sgt *sgt, const float *values,
+                                                       int64_t dim, sdlk_cuda_spmm **out,
+                                                       sdlk_error *err)
+{
+    return create_with(create_condensed, sgt, values, dim, out, err);
+}
+
 extern "C" sdlk_status sdlk_cuda_spmm_create_cusparse(const sdlk_graph *g, const float *values,
                                                       int64_t dim, sdlk_cuda_spmm **out,
                                                       sdlk_error *err)
 {
-    *out = nullptr;
-    sdlk_cuda_spmm *ctx = (sdlk_cuda_spmm *)calloc(1, sizeof *ctx);
-    if (!ctx)
-        return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
-    sdlk_status st = create_cusparse(g, values, dim, ctx, err);
-    if (st) {
-        sdlk_cuda_spmm_destroy(ctx);
-        return st;
-    }
-    *out = ctx;
-    return SDLK_OK;
+    return create_with(create_cusparse, g, values, dim, out, err);
 }
 
 extern "C" sdlk_status sdlk_cuda_spmm_set_x(sdlk_cuda_spmm *ctx, const float *x, sdlk_error *err)
@@ -880,22 +875,13 @@ extern "C" sdlk_status sdlk_cuda_spmm_time(sdlk_cuda_spmm *ctx, int warmup, int 
     double ms[1000];
     for (int i = 0; i < reps && !st; i++) {
         float elapsed = 0;
-        st = sdlk_cuda_check(cudaEventRecord(ctx->start, ctx->stream), "cudaEventRecord", err);
-        if (!st)
-            st = sdlk_cuda_spmm_run(ctx, err);
-        if (!st)
-            st = sdlk_cuda_check(cudaEventRecord(ctx->stop, ctx->stream), "cudaEventRecord", err);
-        if (!st)
-            st = sdlk_cuda_check(cudaEventSynchronize(ctx->stop), "SpMM (timed)", err);
-        if (!st)
-            st = sdlk_cuda_check(cudaEventElapsedTime(&elapsed, ctx->start, ctx->stop),
-                                 "cudaEventElapsedTime", err);
+        st = sdlk_cuda_time_once([&] { return sdlk_cuda_spmm_run(ctx, err); }, ctx->start, ctx->stop,
+                                 ctx->stream, "SpMM (timed)", &elapsed, err);
         ms[i] = elapsed;
     }
     if (st)
         return st;
-    qsort(ms, (size_t)reps, sizeof ms[0], compare_double);
-    *median_ms = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+    *median_ms = sdlk_median_ms(ms, reps);
     return SDLK_OK;
 }
 

@@ -526,45 +526,32 @@ struct chunk_layout {
     size_t h_geom, h_state, h_band, h_soft, host_bytes;
 };
 
-sdlk_status grow_device(sdlk_cuda_wm *wm, size_t bytes, sdlk_error *err)
+/* Grow one arena to at least `bytes`: the device arena, or with `pinned` the pinned host
+ * arena. The old one is freed only after the stream is done with it. */
+sdlk_status grow_arena(sdlk_cuda_wm *wm, char **arena, size_t *capacity, size_t bytes, bool pinned,
+                       sdlk_error *err)
 {
-    if (bytes <= wm->d_capacity)
+    if (bytes <= *capacity)
         return SDLK_OK;
-    if (wm->d_arena) {
+    if (*arena) {
         sdlk_status st = sdlk_cuda_check(cudaStreamSynchronize(wm->stream), "cudaStreamSynchronize", err);
         if (st)
             return st;
-        cudaFree(wm->d_arena);
-        wm->d_arena = nullptr;
-        wm->d_capacity = 0;
+        if (pinned)
+            cudaFreeHost(*arena);
+        else
+            cudaFree(*arena);
+        *arena = nullptr;
+        *capacity = 0;
     }
-    sdlk_status st = sdlk_cuda_check(cudaMalloc(&wm->d_arena, bytes), "cudaMalloc (watermark buffers)", err);
+    sdlk_status st =
+        pinned ? sdlk_cuda_check(cudaMallocHost(arena, bytes), "cudaMallocHost (results)", err)
+               : sdlk_cuda_check(cudaMalloc(arena, bytes), "cudaMalloc (watermark buffers)", err);
     if (st) {
-        wm->d_arena = nullptr;
+        *arena = nullptr;
         return st;
     }
-    wm->d_capacity = bytes;
-    return SDLK_OK;
-}
-
-sdlk_status grow_host(sdlk_cuda_wm *wm, size_t bytes, sdlk_error *err)
-{
-    if (bytes <= wm->h_capacity)
-        return SDLK_OK;
-    if (wm->h_arena) {
-        sdlk_status st = sdlk_cuda_check(cudaStreamSynchronize(wm->stream), "cudaStreamSynchronize", err);
-        if (st)
-            return st;
-        cudaFreeHost(wm->h_arena);
-        wm->h_arena = nullptr;
-        wm->h_capacity = 0;
-    }
-    sdlk_status st = sdlk_cuda_check(cudaMallocHost(&wm->h_arena, bytes), "cudaMallocHost (results)", err);
-    if (st) {
-        wm->h_arena = nullptr;
-        return st;
-    }
-    wm->h_capacity = bytes;
+    *capacity = bytes;
     return SDLK_OK;
 }
 
@@ -723,9 +710,9 @@ sdlk_status run_chunk(sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
 {
     chunk_layout L;
     plan_chunk(wm, scales, n_scales, images, n, &L);
-    sdlk_status st = grow_device(wm, L.device_bytes, err);
+    sdlk_status st = grow_arena(wm, &wm->d_arena, &wm->d_capacity, L.device_bytes, false, err);
     if (!st)
-        st = grow_host(wm, L.host_bytes, err);
+        st = grow_arena(wm, &wm->h_arena, &wm->h_capacity, L.host_bytes, true, err);
     if (st)
         return st;
     cudaStream_t s = wm->stream;
