@@ -213,12 +213,10 @@ int main(int argc, char **argv)
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 1000, &reps))
                 return SDL_EXIT_USAGE;
             break;
-        case OPT_DEVICE: {
-            sdlk_error device_err = {0};
-            if (sdlk_device_parse(optarg, &device, &device_err))
-                return cli_usage_error(&cli, "--device: %s", device_err.msg);
+        case OPT_DEVICE:
+            if (!cli_parse_device(&cli, optarg, &device))
+                return SDL_EXIT_USAGE;
             break;
-        }
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }

@@ -169,8 +169,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, qmatmul_options *o
             break;
         case OPT_DEVICE: {
             sdlk_device d;
-            if (sdlk_device_parse(optarg, &d, &err))
-                return cli_usage_error(cli, "--device: %s", err.msg);
+            if (!cli_parse_device(cli, optarg, &d))
+                return SDL_EXIT_USAGE;
             opt->device = d == SDLK_DEVICE_GPU   ? SDLK_QGEMM_DEVICE_GPU
                           : d == SDLK_DEVICE_CPU ? SDLK_QGEMM_DEVICE_CPU
                                                  : SDLK_QGEMM_DEVICE_AUTO;

@@ -289,8 +289,8 @@ int main(int argc, char **argv)
                                        "sequential", optarg);
             break;
         case OPT_DEVICE:
-            if (sdlk_device_parse(optarg, &ctx.det.params.device, &err) != SDLK_OK)
-                return cli_usage_error(&cli, "--device: %s", err.msg);
+            if (!cli_parse_device(&cli, optarg, &ctx.det.params.device))
+                return SDL_EXIT_USAGE;
             break;
         case OPT_BATCH:
             if (!cli_parse_long(&cli, "--batch", optarg, 1, 4096, &batch))

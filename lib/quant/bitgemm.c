@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "quant/bitgemm_kernels.h"
+#include "quant/quant_kernels.h"
 
 #ifdef SDLK_HAVE_CUDA
 #include "kernels/bitgemm_cuda.h"
@@ -730,19 +731,14 @@ static sdlk_status check_requant(const sdlk_qgemm_requant *rq, sdlk_error *err)
     return SDLK_OK;
 }
 
-/* The codes of the f32 outputs, as sdlk_quantize computes them (quant.c). */
+/* The codes of the f32 outputs, with sdlk_quantize's own scalar kernel (quant.c). */
 static void requantize_codes(const float *y, int64_t count, const sdlk_qgemm_requant *rq,
                              uint8_t *codes)
 {
     int32_t lo_code, hi_code;
     sdlk_qencoding_range(rq->encoding, rq->bits, &lo_code, &hi_code);
-    const float lo = (float)(lo_code - rq->zero), hi = (float)(hi_code - rq->zero);
-    for (int64_t i = 0; i < count; i++) {
-        float t = y[i] * rq->inv_scale;
-        t = t > lo ? t : lo; /* NaN -> lo, as in sdlk_quantize */
-        t = t < hi ? t : hi;
-        codes[i] = (uint8_t)((int32_t)lrintf(t) + rq->zero);
-    }
+    sdlk_qcodes_scalar(y, count, rq->inv_scale, (float)(lo_code - rq->zero),
+                       (float)(hi_code - rq->zero), rq->zero, codes);
 }
 
 sdlk_status sdlk_qgemm_requantized(const sdlk_bitpacked *a, const sdlk_bitpacked *b,

@@ -139,6 +139,16 @@ int cli_parse_long(const sdl_cli *cli, const char *option, const char *text, lon
     return 1;
 }
 
+int cli_parse_device(const sdl_cli *cli, const char *text, sdlk_device *out)
+{
+    sdlk_error err = {0};
+    if (sdlk_device_parse(text, out, &err) != SDLK_OK) {
+        cli_usage_error(cli, "--device: %s", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
 int cli_parse_double(const sdl_cli *cli, const char *option, const char *text, double min,
                      double max, double *out)
 {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/file.h"
 
@@ -73,6 +74,9 @@ int cli_parse_long(const sdl_cli *cli, const char *option, const char *text, lon
                    long *out);
 int cli_parse_double(const sdl_cli *cli, const char *option, const char *text, double min,
                      double max, double *out);
+/* Parse a --device value (sdlk_device_parse: auto, cpu, gpu/cuda); on failure prints
+ * "--device: <why>" as a usage error and returns 0. */
+int cli_parse_device(const sdl_cli *cli, const char *text, sdlk_device *out);
 
 /* Parse a list of 1..max_count whole numbers separated by `sep` ("128x96", "-7,1003"),
  * each within [min, max]; *count receives how many were given. A leading '+' or spaces
