@@ -207,6 +207,7 @@ typedef struct exemplar {
     sdlk_pool *pool;      /* threads > 1: patch blocks of one big tile in parallel */
     pthread_mutex_t pool_lock; /* one predict at a time uses the pool; others run inline */
     sdlk_device device;   /* where predict runs: CPU or GPU (resolved) */
+    float *weight;        /* [dim]: the blend weight of each patch element (patch_weights) */
 #ifdef SDLK_HAVE_CUDA
     sdlk_cuda_exemplar *gpu;  /* device=gpu: cuBLAS handle, stream, scratch */
     pthread_mutex_t gpu_lock; /* the GPU context takes one predict at a time */
@@ -587,16 +588,14 @@ static void patch_weights(const sdlk_exemplar_opts *o, float *weight)
 }
 
 /* out = per-element tent-weighted average of the patch estimates covering it; `weight`
- * is scratch for dim values (one patch's element weights). */
+ * holds one patch's element weights (patch_weights). */
 static void scatter_average(const sdlk_exemplar_opts *o, const tile_patches *tp,
-                            const float *est, int64_t dim, float *weight, float *cover,
+                            const float *est, int64_t dim, const float *weight, float *cover,
                             float *out, int64_t numel)
 {
     int64_t runs = (int64_t)o->patch_t * o->patch, len = (int64_t)o->patch * o->channels;
     memset(out, 0, (size_t)numel * sizeof *out);
     memset(cover, 0, (size_t)numel * sizeof *cover);
-    /* once per call rather than per patch */
-    patch_weights(o, weight);
     for (int64_t i = 0; i < tp->m; i++)
         for (int64_t r = 0; r < runs; r++) {
             const float *src = est + i * dim + r * len;
@@ -637,8 +636,8 @@ static void softmax_rows(float *g, int64_t m, int64_t n, const float *half_norm,
     }
 }
 
-/* Per-call scratch for one tile against a prior of n exemplars. */
-/* y, g and logit hold one block per worker (workers = 1, or the pool's size). */
+/* Per-call scratch for one tile against a prior of n exemplars; y, g and logit hold one
+ * block per worker (workers = 1, or the pool's size). */
 typedef struct scratch {
     float *y, *g, *est, *cover;
     double *logit;
@@ -668,7 +667,7 @@ static sdlk_status scratch_alloc(scratch *s, int64_t m, int64_t n, int64_t dim, 
     s->workers = workers;
     s->y = malloc((size_t)(workers * block * dim) * sizeof *s->y);
     s->g = malloc((size_t)(workers * block * n) * sizeof *s->g);
-    s->est = malloc((size_t)((m + 1) * dim) * sizeof *s->est); /* + the blend weights */
+    s->est = malloc((size_t)(m * dim) * sizeof *s->est);
     s->cover = malloc((size_t)numel * sizeof *s->cover);
     s->logit = malloc((size_t)(workers * n) * sizeof *s->logit);
     if (!s->y || !s->g || !s->est || !s->cover || !s->logit) {
@@ -719,7 +718,6 @@ static double clamp_level(double level)
     return level > 1.0 - LEVEL_EPS ? 1.0 - LEVEL_EPS : level;
 }
 
-/* The posterior-mean patch estimates of one tile into s->est. */
 /* One block of patches: distances, posterior weights, estimates into est rows. */
 typedef struct block_job {
     const exemplar *ex;
@@ -789,7 +787,7 @@ static sdlk_status predict_tile(exemplar *ex, const prior *p, const sdlk_denoise
                                    ex->pool ? sdlk_pool_size(ex->pool) : 1, err);
     if (!st) {
         estimate_patches(ex, p, &tp, it, &s);
-        scatter_average(o, &tp, s.est, ex->dim, s.est + tp.m * ex->dim, s.cover, it->out, numel);
+        scatter_average(o, &tp, s.est, ex->dim, ex->weight, s.cover, it->out, numel);
         scratch_free(&s);
     }
     free(pos);
@@ -902,6 +900,7 @@ static void exemplar_free_state(exemplar *ex)
     pthread_mutex_destroy(&ex->gpu_lock);
 #endif
     sdlk_pool_destroy(ex->pool);
+    free(ex->weight);
     pthread_mutex_destroy(&ex->lock);
     pthread_mutex_destroy(&ex->pool_lock);
     free(ex);
@@ -1016,19 +1015,14 @@ static sdlk_status resolve_device(const sdlk_exemplar_opts *o, sdlk_device *wher
  * here, at creation, not at the first predict). */
 static sdlk_status gpu_attach(exemplar *ex, sdlk_error *err)
 {
-    float *weight = malloc((size_t)ex->dim * sizeof *weight);
-    if (!weight)
-        return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar model: out of memory");
-    patch_weights(&ex->o, weight);
     const sdlk_cuda_exemplar_geom geom = {
         .window = {ex->o.tile[0], ex->o.tile[1], ex->o.tile[2]},
         .channels = ex->o.channels,
         .patch = ex->o.patch,
         .patch_t = ex->o.patch_t,
-        .weight = weight,
+        .weight = ex->weight,
     };
     sdlk_status st = sdlk_cuda_exemplar_create(&geom, &ex->gpu, err);
-    free(weight);
     if (st)
         sdlk_error_prefix(err, "exemplar model: device=%s", sdlk_device_name(ex->o.device));
     return st;
@@ -1066,7 +1060,12 @@ sdlk_status sdlk_exemplar_create(const sdlk_exemplar_opts *opts, sdlk_denoiser *
     ex->o = o;
     ex->dim = (int64_t)o.patch_t * o.patch * o.patch * o.channels;
     ex->device = where;
-    if (o.threads > 1 && !(ex->pool = sdlk_pool_create(o.threads, err)))
+    /* the blend weights are the same for every patch of every tile: computed once here */
+    if (!(ex->weight = malloc((size_t)ex->dim * sizeof *ex->weight)))
+        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar model: out of memory");
+    else
+        patch_weights(&ex->o, ex->weight);
+    if (!st && o.threads > 1 && !(ex->pool = sdlk_pool_create(o.threads, err)))
         st = err && err->code ? err->code : SDLK_ERR_NOMEM;
 #ifdef SDLK_HAVE_CUDA
     if (!st && where == SDLK_DEVICE_GPU)

@@ -585,7 +585,8 @@ static sdlk_status renoise_canvas(refine_engine *e, sdlk_error *err)
         sdlk_canvas xf = sdlk_canvas_frame_view(x, f);
         if (e->ilvr.on) {
             sdlk_canvas nf = {e->ilvr.frame, 1, x->h, x->w, x->c, 1};
-            sdlk_canvas ss = sdlk_canvas_frame_view(&e->ilvr.sketch, f), sn = sdlk_canvas_frame_view(&e->ilvr.noise, f);
+            sdlk_canvas ss = sdlk_canvas_frame_view(&e->ilvr.sketch, f);
+            sdlk_canvas sn = sdlk_canvas_frame_view(&e->ilvr.noise, f);
             sdlk_status st;
             if ((st = sdlk_canvas_resize(&xf, &ss, e->pool, err)) ||
                 (st = sdlk_canvas_resize(&nf, &sn, e->pool, err)))

@@ -125,24 +125,35 @@ static sdlk_status clip_from_video(const char *path, int64_t max_frames, int64_t
     return st;
 }
 
+/* An image file (gray or RGB, 8 or 16 bits) as 8-bit RGB into rgb (initialised). */
+static sdlk_status read_rgb8(const char *path, sdlk_tensor *rgb, sdlk_error *err)
+{
+    sdlk_tensor img;
+    sdlk_status st = sdlk_image_read(path, &img, NULL, err);
+    if (st != SDLK_OK)
+        return st;
+    st = sdlk_image_to_rgb8(&img, rgb, err);
+    sdlk_tensor_free(&img);
+    return st;
+}
+
 /* A w x h clip of `frames` frames panning right by `pan` pixels per frame across
  * `photo`, upscaled (Keys) just enough to cover the whole pan. */
 static sdlk_status clip_from_pan(const char *photo_path, int64_t h, int64_t w, int64_t frames,
                                  int64_t pan, sdlk_pool *pool, clip *out, sdlk_error *err)
 {
-    sdlk_tensor photo, rgb, big;
+    sdlk_tensor rgb, big;
     sdlk_tensor_init(&rgb);
     sdlk_tensor_init(&big);
-    sdlk_status st = sdlk_image_read(photo_path, &photo, NULL, err);
-    if (st != SDLK_OK)
+    sdlk_status st = read_rgb8(photo_path, &rgb, err);
+    if (st != SDLK_OK) {
+        sdlk_tensor_free(&rgb);
         return st;
-    st = sdlk_image_to_rgb8(&photo, &rgb, err);
-    sdlk_tensor_free(&photo);
+    }
     double need_w = (double)(w + pan * (frames - 1)), need_h = (double)h;
     double factor = fmax(need_w / (double)rgb.shape[1], need_h / (double)rgb.shape[0]);
-    if (st == SDLK_OK)
-        st = resize_u8(&rgb, (int64_t)ceil(rgb.shape[0] * factor),
-                       (int64_t)ceil(rgb.shape[1] * factor), pool, &big, err);
+    st = resize_u8(&rgb, (int64_t)ceil(rgb.shape[0] * factor),
+                   (int64_t)ceil(rgb.shape[1] * factor), pool, &big, err);
     for (int64_t f = 0; st == SDLK_OK && f < frames; f++) {
         sdlk_tensor window;
         sdlk_tensor_init(&window);
@@ -159,13 +170,9 @@ static sdlk_status clip_from_pan(const char *photo_path, int64_t h, int64_t w, i
 /* A one-frame clip of a photo (gray or RGB, 8 or 16 bits: made 8-bit RGB). */
 static sdlk_status clip_from_image(const char *path, clip *out, sdlk_error *err)
 {
-    sdlk_tensor img, rgb;
+    sdlk_tensor rgb;
     sdlk_tensor_init(&rgb);
-    sdlk_status st = sdlk_image_read(path, &img, NULL, err);
-    if (st != SDLK_OK)
-        return st;
-    st = sdlk_image_to_rgb8(&img, &rgb, err);
-    sdlk_tensor_free(&img);
+    sdlk_status st = read_rgb8(path, &rgb, err);
     if (st == SDLK_OK)
         st = clip_push(out, &rgb, err);
     sdlk_tensor_free(&rgb);
