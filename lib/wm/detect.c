@@ -198,14 +198,6 @@ static int resample_cyclic(const float *src, int in, float *dst, int out, float 
     return 0;
 }
 
-/* A chip of a pilot group, unpacked for the offset search's inner loop. */
-typedef struct pilot_chip {
-    uint16_t by, bx;  /* pattern block */
-    uint8_t coef;     /* index in the band */
-    uint8_t group;    /* pilot index 0..63 */
-    float sign;       /* chip sign */
-} pilot_chip;
-
 /* Scratch of one locate call. */
 typedef struct locate_work {
     float *fold[SDLK_WM_MAX_SCALES]; /* P x P per usable scale (NULL where none) */
@@ -217,9 +209,7 @@ typedef struct locate_work {
     float *rowdct;    /* [T][T][5] row transforms of the tile (tile_row_band) */
     float *coefs;     /* [(T/8)^2][12] DCT band of the tile at one block phase */
     float *best;      /* the same at the best hypothesis so far, pattern order */
-    struct pilot_chip *pilot_chips; /* the chips of the pilot groups, by pilot, each
-                                       pilot's in chip order */
-    int n_pilot_chips;
+    /* The chips of the pilot groups, by pilot, each pilot's in chip order: */
     int pilot_start[SDLK_WM_PILOT_BITS + 1]; /* pilot g: [start[g], start[g + 1]) */
     int *pilot_offset;  /* per pilot chip: (by 2 nbs + bx) 12 + coef in `periodic` */
     float *pilot_sign;  /* per pilot chip: its sign */
@@ -235,7 +225,6 @@ static void locate_work_free(locate_work *wk)
     free(wk->rowdct);
     free(wk->coefs);
     free(wk->best);
-    free(wk->pilot_chips);
     free(wk->pilot_offset);
     free(wk->pilot_sign);
     free(wk->periodic);
@@ -324,7 +313,6 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
                           float *best_coefs, int *improved)
 {
     int nbs = key->blocks_per_side, ext = 2 * nbs;
-    int rows[SDLK_WM_MAX_TILE / 8], cols[SDLK_WM_MAX_TILE / 8];
     /* The band repeated 2 x 2 (wk->periodic: ext x ext blocks), so that the folded block
      * (b + shift) mod nbs of pattern block b is at a fixed offset from the shift's
      * corner: one precomputed offset per chip instead of two wrapped index lookups. */
@@ -335,13 +323,9 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
                    coefs + ((size_t)(y % nbs) * nbs + x % nbs) * SDLK_WM_COEFS,
                    sizeof *coefs * SDLK_WM_COEFS);
     for (int ay = 0; ay < nbs; ay++) {
-        for (int by = 0; by < nbs; by++)
-            rows[by] = ((by + ay) % nbs) * nbs * SDLK_WM_COEFS;
         for (int ax = 0; ax < nbs; ax++) {
-            for (int bx = 0; bx < nbs; bx++)
-                cols[bx] = ((bx + ax) % nbs) * SDLK_WM_COEFS;
             const float *corner = periodic + ((size_t)ay * ext + ax) * SDLK_WM_COEFS;
-            /* each pilot's chips in chip order (pilot_chips is grouped, see
+            /* each pilot's chips in chip order (pilot_offset is grouped, see
              * sdlk_wm_locate), summed in a register from 0: the additions of a
              * scattered soft[group] += ..., without its store-to-load chains */
             hypothesis h = {0, 0.0};
@@ -360,10 +344,12 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
                 sync->offset_y = ay * 8 + ry;
                 sync->offset_x = ax * 8 + rx;
                 sync->pilot_agree = h.agree;
-                /* store the band in pattern block order */
-                for (int b = 0; b < nbs * nbs; b++)
-                    memcpy(best_coefs + (size_t)b * SDLK_WM_COEFS,
-                           coefs + rows[b / nbs] + cols[b % nbs], sizeof *coefs * SDLK_WM_COEFS);
+                /* store the band in pattern block order: pattern row by's folded
+                 * blocks are one run of the periodic band from the corner */
+                for (int by = 0; by < nbs; by++)
+                    memcpy(best_coefs + (size_t)by * nbs * SDLK_WM_COEFS,
+                           corner + (size_t)by * ext * SDLK_WM_COEFS,
+                           sizeof *coefs * (size_t)nbs * SDLK_WM_COEFS);
             }
         }
     }
@@ -476,12 +462,11 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
     wk.rowdct = malloc(sizeof *wk.rowdct * (size_t)t * t * 5);
     wk.coefs = malloc(sizeof *wk.coefs * (size_t)nblocks * SDLK_WM_COEFS);
     sync->blocks = malloc(sizeof *sync->blocks * (size_t)nblocks * SDLK_WM_COEFS);
-    wk.pilot_chips = malloc(sizeof *wk.pilot_chips * (size_t)key->chips);
     wk.pilot_offset = malloc(sizeof *wk.pilot_offset * (size_t)key->chips);
     wk.pilot_sign = malloc(sizeof *wk.pilot_sign * (size_t)key->chips);
     wk.periodic = malloc(sizeof *wk.periodic * (size_t)4 * nblocks * SDLK_WM_COEFS);
     if (!folds_ok || !wk.tile || !wk.tmp || !wk.rowdct || !wk.coefs || !sync->blocks ||
-        !wk.pilot_chips || !wk.pilot_offset || !wk.pilot_sign || !wk.periodic ||
+        !wk.pilot_offset || !wk.pilot_sign || !wk.periodic ||
         wm_whiten(luma->data, w, h, WHITEN_RADIUS, WHITEN_FLOOR, fold_row, &wk) != 0) {
         locate_work_free(&wk);
         sdlk_wm_sync_free(sync);
@@ -499,19 +484,12 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
     for (int i = 0; i < key->chips; i++)
         if (key->chip_group[i] >= SDLK_WM_CODED_BITS) {
             int b = i / SDLK_WM_COEFS, g = key->chip_group[i] - SDLK_WM_CODED_BITS;
-            pilot_chip pc = {(uint16_t)(b / key->blocks_per_side),
-                             (uint16_t)(b % key->blocks_per_side),
-                             (uint8_t)(i % SDLK_WM_COEFS),
-                             (uint8_t)g,
-                             (float)key->chip_sign[i]};
-            wk.pilot_chips[fill[g]++] = pc;
+            int by = b / key->blocks_per_side, bx = b % key->blocks_per_side;
+            int k = fill[g]++;
+            wk.pilot_offset[k] = (by * 2 * key->blocks_per_side + bx) * SDLK_WM_COEFS +
+                                 i % SDLK_WM_COEFS;
+            wk.pilot_sign[k] = (float)key->chip_sign[i];
         }
-    wk.n_pilot_chips = wk.pilot_start[SDLK_WM_PILOT_BITS];
-    for (int i = 0; i < wk.n_pilot_chips; i++) {
-        const pilot_chip *pc = &wk.pilot_chips[i];
-        wk.pilot_offset[i] = (pc->by * 2 * key->blocks_per_side + pc->bx) * SDLK_WM_COEFS + pc->coef;
-        wk.pilot_sign[i] = pc->sign;
-    }
 
     hypothesis best = {-1, -INFINITY};
     for (int si = 0; si < params->n_scales; si++) {

@@ -126,21 +126,19 @@ static void decide_item(const sdlk_wm_det_run *run, sdlk_wm_det_item *item)
                           &item->result);
 }
 
-static sdlk_status stage_locate(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    (void)worker;
-    (void)err;
-    for_each_ok_item(ctx, p, locate_item);
-    return SDLK_OK;
-}
+/* A CPU stage: `step` on each item of the minibatch that is still OK. */
+#define CPU_STAGE(name, step)                                                                  \
+    static sdlk_status name(void *ctx, void *p, int worker, sdlk_error *err)                   \
+    {                                                                                          \
+        (void)worker;                                                                          \
+        (void)err;                                                                             \
+        for_each_ok_item(ctx, p, step);                                                        \
+        return SDLK_OK;                                                                        \
+    }
 
-static sdlk_status stage_extract(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    (void)worker;
-    (void)err;
-    for_each_ok_item(ctx, p, extract_item);
-    return SDLK_OK;
-}
+CPU_STAGE(stage_locate, locate_item)
+CPU_STAGE(stage_extract, extract_item)
+CPU_STAGE(stage_decide, decide_item)
 
 /* Both stages as CUDA kernels on this worker's engine (its own stream). */
 static sdlk_status stage_gpu_locate_extract(void *ctx, void *p, int worker, sdlk_error *err)
@@ -180,14 +178,6 @@ static sdlk_status stage_gpu_locate_extract(void *ctx, void *p, int worker, sdlk
     free(tasks);
     free(which);
     return st;
-}
-
-static sdlk_status stage_decide(void *ctx, void *p, int worker, sdlk_error *err)
-{
-    (void)worker;
-    (void)err;
-    for_each_ok_item(ctx, p, decide_item);
-    return SDLK_OK;
 }
 
 int sdlk_wm_det_run_luma_stages(sdlk_wm_det_run *run,
