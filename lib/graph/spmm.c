@@ -84,39 +84,34 @@ static void spmm_csr_portable(void *ctx, int64_t begin, int64_t end, int worker)
     }
 }
 
+/* The AVX2 kernel's order of work (spmm_avx2.c): per window and 64-column block, each
+ * distinct neighbour row multiplied into the window rows that have it. */
 static void spmm_condensed_portable(void *ctx, int64_t begin, int64_t end, int worker)
 {
     const sdlk_spmm_job *job = ctx;
     const sdlk_sgt *s = job->sgt;
-    const sdlk_graph *g = job->g;
     int64_t dim = job->dim;
-    float *packed = job->window_buffer[worker];
+    float *acc = job->window_buffer[worker];
     for (int64_t w = begin; w < end; w++) {
         int64_t first_row = w * s->window_height;
-        int64_t last_row = first_row + s->window_height < s->nodes ? first_row + s->window_height
-                                                                   : s->nodes;
-        int64_t col_base = s->window_col_ptr[w];
-        int64_t distinct = s->window_col_ptr[w + 1] - col_base;
-        if (distinct > job->packed_columns) {
-            spmm_csr_portable(ctx, first_row, last_row, worker);
-            continue;
-        }
+        int64_t rows = first_row + s->window_height < s->nodes ? s->window_height
+                                                               : s->nodes - first_row;
         for (int64_t d0 = 0; d0 < dim; d0 += SDLK_SPMM_BLOCK) {
             int64_t width = dim - d0 < SDLK_SPMM_BLOCK ? dim - d0 : SDLK_SPMM_BLOCK;
-            for (int64_t u = 0; u < distinct; u++)
-                memcpy(packed + u * SDLK_SPMM_BLOCK,
-                       job->x + (int64_t)s->window_cols[col_base + u] * dim + d0,
-                       (size_t)width * sizeof(float));
-            for (int64_t r = first_row; r < last_row; r++) {
-                float *y_row = job->y + r * dim + d0;
-                memset(y_row, 0, (size_t)width * sizeof(float));
-                for (int64_t k = g->row_ptr[r]; k < g->row_ptr[r + 1]; k++) {
-                    float v = job->values ? job->values[k] : 1.0f;
-                    const float *src = packed + (int64_t)s->edge_condensed_col[k] * SDLK_SPMM_BLOCK;
+            memset(acc, 0, (size_t)rows * SDLK_SPMM_BLOCK * sizeof(float));
+            for (int64_t u = s->window_col_ptr[w]; u < s->window_col_ptr[w + 1]; u++) {
+                const float *x_row = job->x + (int64_t)s->window_cols[u] * dim + d0;
+                for (int64_t p = s->column_nz_ptr[u]; p < s->column_nz_ptr[u + 1]; p++) {
+                    float v = job->tile_values ? job->tile_values[p]
+                                               : job->values[s->tile_nz_edge[p]];
+                    float *acc_row = acc + (int64_t)s->tile_nz_row[p] * SDLK_SPMM_BLOCK;
                     for (int64_t d = 0; d < width; d++)
-                        y_row[d] += v * src[d];
+                        acc_row[d] += v * x_row[d];
                 }
             }
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(job->y + (first_row + r) * dim + d0, acc + r * SDLK_SPMM_BLOCK,
+                       (size_t)width * sizeof(float));
         }
     }
 }
@@ -199,14 +194,8 @@ sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const 
     sdlk_status st = check_dim(dim, sgt->nodes, err);
     if (st || (st = check_pair(sgt, g, err)) || (st = pick_isa(isa, &use_avx2, err)))
         return st;
-    int64_t widest = 0;
-    for (int64_t w = 0; w < sgt->window_count; w++) {
-        int64_t distinct = sgt->window_col_ptr[w + 1] - sgt->window_col_ptr[w];
-        widest = distinct > widest ? distinct : widest;
-    }
-    int64_t packed_columns = widest < SDLK_SPMM_MAX_PACKED ? widest : SDLK_SPMM_MAX_PACKED;
     int workers = sdlk_pool_size(pool);
-    size_t buffer_bytes = (size_t)(packed_columns ? packed_columns : 1) * SDLK_SPMM_BLOCK * sizeof(float);
+    size_t buffer_bytes = (size_t)sgt->window_height * SDLK_SPMM_BLOCK * sizeof(float);
     float **buffers = calloc((size_t)workers, sizeof(float *));
     for (int i = 0; buffers && i < workers; i++)
         if (!(buffers[i] = aligned_alloc(64, buffer_bytes)))
@@ -217,14 +206,18 @@ sdlk_status sdlk_spmm_condensed(const sdlk_sgt *sgt, const sdlk_graph *g, const 
         free(buffers);
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory for window buffers");
     }
+    if (!values)
+        values = g->values;
+    /* The tiles carry the graph's own values in tile order (1 for a pattern graph); other
+     * values (e.g. AGNN's attention) are CSR-ordered and read through tile_nz_edge. */
     sdlk_spmm_job job = {.g = g,
                          .sgt = sgt,
-                         .values = values ? values : g->values,
+                         .values = values,
+                         .tile_values = values == g->values ? sgt->tile_nz_value : NULL,
                          .x = x,
                          .dim = dim,
                          .y = y,
-                         .window_buffer = buffers,
-                         .packed_columns = packed_columns};
+                         .window_buffer = buffers};
     sdlk_pool_for(pool, sgt->window_count,
                   rows_grain(sgt->edges, sgt->nodes, dim, sgt->window_height),
                   use_avx2 ? sdlk_spmm_condensed_avx2 : spmm_condensed_portable, &job);

@@ -7,19 +7,25 @@
  *
  *   Two SpMM kernels compute the same product:
  *     sdlk_spmm_csr        row by row over the CSR arrays, accumulating in registers;
- *     sdlk_spmm_condensed  window by window over SGT's condensed columns: each distinct
- *                          neighbour row of a window is gathered once into a packed
- *                          per-thread buffer (the CPU analogue of TC-GNN's shared-memory
- *                          tile) and every row of the window that uses it reads it from
- *                          there, addressed by its condensed column (edge_condensed_col),
- *                          accumulating in registers. Windows with more than 4096
- *                          distinct columns (hubs) are computed as in the CSR kernel.
+ *     sdlk_spmm_condensed  window by window over SGT's per-window CSC (column_nz_ptr):
+ *                          each distinct neighbour row of a window is loaded from X once,
+ *                          into registers, and multiplied into every window row that
+ *                          uses it; the window's rows accumulate in a per-thread
+ *                          H x 64-float block that stays in L1 (the CPU analogue of
+ *                          TC-GNN's shared-memory tile). X is read once per distinct
+ *                          (window, column) pair instead of once per nonzero -- a saving
+ *                          of the graph's column reuse (sdlk_sgt_stats), which is only
+ *                          1.1-1.5 on the graphs measured, so on a CPU this kernel runs
+ *                          at about the CSR kernel's speed, not faster (README).
+ *   Both kernels prefetch the X rows a few nonzeros (columns) ahead of use.
  *   Edge values are always given in CSR order (NULL = the graph's values, or 1), for both
  *   kernels, so the scores of an SDDMM (CSR order, whichever kernel made them) can be
  *   normalised per row and fed straight back as values.
  *   Both are parallel on the pool (rows / windows), and each output row is computed by one
- *   thread in CSR order, so each kernel's result is bit-identical for any thread count,
- *   and the two AVX2 kernels agree bit for bit with each other.
+ *   thread, in CSR order and in condensed-column order respectively, so each kernel's
+ *   result is bit-identical for any thread count; where the rows' columns are sorted (any
+ *   graph from sdlk_graph_from_coo) the two orders coincide and the two AVX2 kernels
+ *   agree bit for bit.
  *
  *   Instruction set: SDLK_ISA_AUTO uses the AVX2+FMA kernels when the CPU has them
  *   (checked at run time) and the portable C kernels otherwise; tests force either.

@@ -7,22 +7,25 @@
 #include "graph/graph.h"
 #include "graph/sgt.h"
 
-/* Width of the feature-column block the condensed kernels gather per neighbour row. */
+/* Width of the feature-column block the condensed kernels accumulate per window row: one
+ * 64-float row part is 8 AVX registers. */
 #define SDLK_SPMM_BLOCK 64
-/* Windows with more distinct columns than this are not packed (hub windows): their
- * packed block would exceed 1 MiB and fall out of L2 anyway. */
-#define SDLK_SPMM_MAX_PACKED 4096
+/* Distinct columns (or nonzeros, CSR) whose X rows are prefetched ahead of use. */
+#define SDLK_SPMM_PREFETCH_AHEAD 8
 
 typedef struct sdlk_spmm_job {
     const sdlk_graph *g;
     const sdlk_sgt *sgt;
-    const float *values; /* CSR or tile order depending on the kernel; NULL = all ones */
+    const float *values; /* CSR order; NULL = all ones (CSR kernels) */
+    const float *tile_values; /* condensed kernels: values in tile order (sgt->tile_nz_value
+                                 when `values` are the graph's own), else NULL: then
+                                 values[tile_nz_edge[p]] */
     const float *x;
     int64_t dim;
     float *y;             /* SpMM output [N, dim] */
     float *scores;        /* SDDMM output [edges] */
-    float **window_buffer; /* per worker: packed_columns * SDLK_SPMM_BLOCK floats */
-    int64_t packed_columns; /* windows with more distinct columns are not packed */
+    float **window_buffer; /* condensed SpMM, per worker: the window's accumulators,
+                              window_height x SDLK_SPMM_BLOCK floats */
 } sdlk_spmm_job;
 
 /* Range functions for sdlk_pool_for (ctx = sdlk_spmm_job): rows for the CSR kernels,

@@ -159,9 +159,9 @@ START_TEST(spmm_rmat_signed_and_custom_values)
 }
 END_TEST
 
-START_TEST(spmm_hub_window_fallback)
+START_TEST(spmm_hub_window)
 {
-    /* a star: row 0 has 5000 distinct neighbours (> 4096: not packed) */
+    /* a star: window 0 has 5000 distinct neighbour columns, the rest one each */
     sdlk_coo coo;
     sdlk_coo_init(&coo);
     coo.rows = coo.cols = 5001;
@@ -376,7 +376,7 @@ int main(void)
     return UNIT_RUN("spmm",
                     spmm_real_graphs,
                     spmm_rmat_signed_and_custom_values,
-                    spmm_hub_window_fallback,
+                    spmm_hub_window,
                     spmm_argument_errors,
                     spmm_device_option,
                     sddmm_matches_reference);

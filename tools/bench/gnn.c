@@ -251,9 +251,11 @@ static sdlk_status bench_graph(const bench_options *opt, sdlk_bench_report *repo
         if ((st = sdlk_bench_compare(report, FAMILY, name, spmm_condensed, &b, "our CSR kernel",
                                      spmm_csr, &c, flops, "GFLOP/s", 1e9, opt->reps, err)))
             break;
-        sdlk_bench_report_note(report, "condensed tiles (%lld, from %lld naive) vs CSR rows; "
-                               "%d threads, %s", (long long)sgt.tile_count,
-                               (long long)sgt.naive_tile_count, opt->threads,
+        sdlk_bench_report_note(report, "condensed tiles (%lld, from %lld naive; column reuse "
+                               "%.2f nonzeros per X row load) vs CSR rows; %d threads, %s",
+                               (long long)sgt.tile_count, (long long)sgt.naive_tile_count,
+                               sgt.distinct ? (double)sgt.edges / (double)sgt.distinct : 0.0,
+                               opt->threads,
                                sdlk_spmm_have_avx2() ? "AVX2+FMA" : "portable C");
         if (!have_scipy)
             continue;
