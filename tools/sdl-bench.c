@@ -107,12 +107,8 @@ int main(int argc, char **argv)
     int quick = 0, list = 0;
     const char *data_option = NULL, *tmp_option = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case OPT_REPS:
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 1000000, &reps))
@@ -125,6 +121,8 @@ int main(int argc, char **argv)
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     if (list) {
         list_families(stdout);
         return SDL_EXIT_OK;

@@ -217,13 +217,8 @@ int main(int argc, char **argv)
                             .width = SDLK_SGT_DEFAULT_TILE_WIDTH};
     long value;
     int o;
-    while ((o = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS "H:W:", long_options, NULL)) !=
-           -1) {
-        if (cli_common_option(&cli, o, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((o = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS "H:W:",
+                                long_options, usage)) != -1) {
         switch (o) {
         case 'H':
         case 'W':
@@ -250,6 +245,8 @@ int main(int argc, char **argv)
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     int ngraphs = argc - optind;
     if (ngraphs < 1)
         return cli_usage_error(&cli, "no GRAPH given");

@@ -83,12 +83,8 @@ int main(int argc, char **argv)
     };
     long scale = -1, nodes = -1, edge_factor = 16, seed = 1;
     int symmetric = 0, scramble = 0, opt;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case OPT_SCALE:
             if (!cli_parse_long(&cli, "--scale", optarg, 0, 30, &scale))
@@ -111,6 +107,8 @@ int main(int argc, char **argv)
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     if (optind < argc)
         return cli_usage_error(&cli, "unexpected argument '%s' (the graph goes to -o)",
                                argv[optind]);

@@ -767,18 +767,16 @@ int main(int argc, char **argv)
     };
     info_options options = {.stats = STATS_AUTO};
     int opt;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case OPT_STATS: options.stats = STATS_ALWAYS; break;
         case OPT_NO_STATS: options.stats = STATS_NEVER; break;
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     if (optind >= argc)
         return cli_usage_error(&cli, "no FILE given");
     int stdin_count = 0;

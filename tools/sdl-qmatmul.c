@@ -151,12 +151,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, qmatmul_options *o
     opt->b.role = "B";
     sdlk_error err = {0};
     int c;
-    while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(cli, c, optarg, usage)) {
-            if (cli->exit_now)
-                return cli->exit_code;
-            continue;
-        }
+    while ((c = cli_next_option(cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                long_options, usage)) != -1) {
         switch (c) {
         case OPT_OUT:
             if (strcmp(optarg, "int32") != 0 && strcmp(optarg, "f32") != 0)
@@ -197,6 +193,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, qmatmul_options *o
         default: return cli_usage_error(cli, "unexpected option");
         }
     }
+    if (cli->exit_now)
+        return cli->exit_code;
     if (argc - optind != 2)
         return cli_usage_error(cli, "expected two inputs A and B, got %d", argc - optind);
     opt->a.path = argv[optind];

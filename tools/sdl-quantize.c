@@ -151,12 +151,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, quantize_options *
     sdlk_error err = {0};
     long v;
     int c;
-    while ((c = getopt_long(argc, argv, "b:" CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(cli, c, optarg, usage)) {
-            if (cli->exit_now)
-                return cli->exit_code;
-            continue;
-        }
+    while ((c = cli_next_option(cli, argc, argv, "b:" CLI_COMMON_SHORT_OPTIONS,
+                                long_options, usage)) != -1) {
         switch (c) {
         case 'b':
             if (!cli_parse_long(cli, "--bits", optarg, 1, 8, &v))
@@ -211,6 +207,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, quantize_options *
         default: return cli_usage_error(cli, "unexpected option");
         }
     }
+    if (cli->exit_now)
+        return cli->exit_code;
     if (optind != argc - 1)
         return cli_usage_error(cli, "expected one INPUT, got %d", argc - optind);
     opt->input = argv[optind];

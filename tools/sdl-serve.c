@@ -319,12 +319,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
     o->cache.tau = SDLK_SERVE_CACHE_TAU;
     int opt;
     long v;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(cli, opt, optarg, usage)) {
-            if (cli->exit_now)
-                return cli->exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case OPT_CLOCK:
             if (strcmp(optarg, "live") && strcmp(optarg, "sim"))
@@ -384,6 +380,8 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
             return cli_usage_error(cli, "unexpected option");
         }
     }
+    if (cli->exit_now)
+        return cli->exit_code;
     if (optind < argc - 1)
         return cli_usage_error(cli, "one REQUESTS input at most (got %d)", argc - optind);
     o->input = optind < argc ? argv[optind] : "-";

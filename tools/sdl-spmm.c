@@ -111,12 +111,8 @@ int main(int argc, char **argv)
     sdlk_isa isa = SDLK_ISA_AUTO;
     sdlk_device device = SDLK_DEVICE_CPU; /* the GPU only when asked: its TF32 results differ */
     long reps = 5;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case OPT_KERNEL:
             if (strcmp(optarg, "csr") && strcmp(optarg, "condensed"))
@@ -140,6 +136,8 @@ int main(int argc, char **argv)
         default: return cli_usage_error(&cli, "unexpected option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     if (argc - optind != 2)
         return cli_usage_error(&cli, "expected GRAPH_OR_CONDENSED and X, got %d argument%s",
                                argc - optind, argc - optind == 1 ? "" : "s");

@@ -446,12 +446,8 @@ static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
     long value;
     int64_t pair[2];
     int count;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(cli, opt, optarg, usage)) {
-            if (cli->exit_now)
-                return 0;
-            continue;
-        }
+    while ((opt = cli_next_option(cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         int ok = 1;
         switch (opt) {
         case OPT_SCALE: ok = cli_parse_double(cli, "--scale", optarg, 0.1, 16, &a->scale); break;
@@ -541,6 +537,8 @@ static int parse_args(sdl_cli *cli, int argc, char **argv, supergen_args *a)
             return 0;
         }
     }
+    if (cli->exit_now)
+        return 0;
     const char *bad = NULL;
     if (a->generate && optind != argc)
         bad = "--generate makes the sketch: give no INPUT";

@@ -477,8 +477,9 @@ static int cmd_split(sdl_cli *cli, int argc, char **argv)
     grid_spec spec = {.size = {DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE}};
     const char *name = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "s:" CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (grid_option(cli, opt, optarg, &spec) || cli_common_option(cli, opt, optarg, usage)) {
+    while ((opt = cli_next_option(cli, argc, argv, "s:" CLI_COMMON_SHORT_OPTIONS, long_options,
+                                  usage)) != -1) {
+        if (grid_option(cli, opt, optarg, &spec)) {
             if (cli->exit_now)
                 return cli->exit_code;
         } else if (opt == OPT_NAME) {
@@ -487,6 +488,8 @@ static int cmd_split(sdl_cli *cli, int argc, char **argv)
             return cli_usage_error(cli, "split: option '%s' does not apply", argv[optind - 1]);
         }
     }
+    if (cli->exit_now)
+        return cli->exit_code;
     if (optind != argc - 1)
         return cli_usage_error(cli, "split: expected one INPUT, got %d", argc - optind);
     const char *input = argv[optind], *output = cli->output ? cli->output : "-";
@@ -841,11 +844,9 @@ static int cmd_merge(sdl_cli *cli, int argc, char **argv)
 {
     sdlk_blend blend = SDLK_BLEND_FEATHER;
     int opt;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (cli_common_option(cli, opt, optarg, usage)) {
-            if (cli->exit_now)
-                return cli->exit_code;
-        } else if (opt == OPT_BLEND && strcmp(optarg, "feather") == 0) {
+    while ((opt = cli_next_option(cli, argc, argv, CLI_COMMON_SHORT_OPTIONS, long_options,
+                                  usage)) != -1) {
+        if (opt == OPT_BLEND && strcmp(optarg, "feather") == 0) {
             blend = SDLK_BLEND_FEATHER;
         } else if (opt == OPT_BLEND && strcmp(optarg, "average") == 0) {
             blend = SDLK_BLEND_AVERAGE;
@@ -855,6 +856,8 @@ static int cmd_merge(sdl_cli *cli, int argc, char **argv)
             return cli_usage_error(cli, "merge: option '%s' does not apply", argv[optind - 1]);
         }
     }
+    if (cli->exit_now)
+        return cli->exit_code;
     if (argc - optind > 1)
         return cli_usage_error(cli, "merge: expected at most one STREAM, got %d", argc - optind);
     const char *input = optind < argc ? argv[optind] : "-";
@@ -943,14 +946,15 @@ static int cmd_grid(sdl_cli *cli, int argc, char **argv)
 {
     grid_spec spec = {.size = {DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "s:" CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) != -1) {
-        if (grid_option(cli, opt, optarg, &spec) || cli_common_option(cli, opt, optarg, usage)) {
-            if (cli->exit_now)
-                return cli->exit_code;
-        } else {
+    while ((opt = cli_next_option(cli, argc, argv, "s:" CLI_COMMON_SHORT_OPTIONS, long_options,
+                                  usage)) != -1) {
+        if (!grid_option(cli, opt, optarg, &spec))
             return cli_usage_error(cli, "grid: option '%s' does not apply", argv[optind - 1]);
-        }
+        if (cli->exit_now)
+            return cli->exit_code;
     }
+    if (cli->exit_now)
+        return cli->exit_code;
     if (optind != argc - 1)
         return cli_usage_error(cli, "grid: expected one canvas size HxW or TxHxW, got %d "
                                     "arguments",

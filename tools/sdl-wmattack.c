@@ -361,13 +361,8 @@ int main(int argc, char **argv)
     const char *chain_text = NULL, *out_dir = NULL, *format = "png";
     uint64_t seed = 0;
     int list = 0, opt;
-    while ((opt = getopt_long(argc, argv, "a:" CLI_COMMON_SHORT_OPTIONS, long_options, NULL)) !=
-           -1) {
-        if (cli_common_option(&cli, opt, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(&cli, argc, argv, "a:" CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case 'a': chain_text = optarg; break;
         case OPT_SEED: {
@@ -385,6 +380,8 @@ int main(int argc, char **argv)
         default: return cli_usage_error(&cli, "unknown option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     if (list) {
         print_list();
         return SDL_EXIT_OK;

@@ -227,13 +227,8 @@ int main(int argc, char **argv)
     long tile = SDLK_WM_DEFAULT_TILE, value;
     const char *suffix = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "k:m:s:" CLI_COMMON_SHORT_OPTIONS, long_options,
-                              NULL)) != -1) {
-        if (cli_common_option(&cli, opt, optarg, usage)) {
-            if (cli.exit_now)
-                return cli.exit_code;
-            continue;
-        }
+    while ((opt = cli_next_option(&cli, argc, argv, "k:m:s:" CLI_COMMON_SHORT_OPTIONS,
+                                  long_options, usage)) != -1) {
         switch (opt) {
         case 'k': key_text = optarg; break;
         case OPT_KEY_FILE: key_file = optarg; break;
@@ -260,6 +255,8 @@ int main(int argc, char **argv)
             return cli_usage_error(&cli, "unexpected option");
         }
     }
+    if (cli.exit_now)
+        return cli.exit_code;
     if (!key_text == !key_file)
         return cli_usage_error(&cli, "give the key with exactly one of -k KEY or --key-file FILE");
     if (!message_hex)

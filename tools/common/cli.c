@@ -87,6 +87,16 @@ int cli_common_option(sdl_cli *cli, int opt, const char *arg, void (*usage)(FILE
     }
 }
 
+int cli_next_option(sdl_cli *cli, int argc, char **argv, const char *short_options,
+                    const struct option *long_options, void (*usage)(FILE *out))
+{
+    int opt;
+    while (!cli->exit_now && (opt = getopt_long(argc, argv, short_options, long_options, NULL)) != -1)
+        if (!cli_common_option(cli, opt, optarg, usage))
+            return opt;
+    return -1;
+}
+
 int cli_fail(const sdl_cli *cli, const sdlk_error *err)
 {
     fprintf(stderr, "%s: %s\n", cli->prog,

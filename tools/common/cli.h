@@ -60,6 +60,19 @@ void cli_init(sdl_cli *cli, const char *prog);
  * help text to the given stream. */
 int cli_common_option(sdl_cli *cli, int opt, const char *arg, void (*usage)(FILE *out));
 
+/* getopt_long() over argv with the common options handled here: returns the next
+ * option the tool must handle, or -1 at the end of the options -- also early, when a
+ * common option ends the run (--help, --version, a bad --threads or an unknown option):
+ * then cli->exit_now is set and main returns cli->exit_code. `short_options` is the
+ * tool's own followed by CLI_COMMON_SHORT_OPTIONS; `long_options` ends with
+ * CLI_COMMON_LONG_OPTIONS. The loop of every tool:
+ *     while ((opt = cli_next_option(&cli, argc, argv, SHORT, long_options, usage)) != -1)
+ *         switch (opt) { ... the tool's options ... }
+ *     if (cli.exit_now)
+ *         return cli.exit_code; */
+int cli_next_option(sdl_cli *cli, int argc, char **argv, const char *short_options,
+                    const struct option *long_options, void (*usage)(FILE *out));
+
 /* Print "prog: message" for a library error; returns SDL_EXIT_FAIL (or SDL_EXIT_USAGE
  * for SDLK_ERR_ARG). */
 int cli_fail(const sdl_cli *cli, const sdlk_error *err);
