@@ -528,7 +528,7 @@ sdlk_status sdlk_serve_engine_step(sdlk_serve_engine *e, double *next_ms, sdlk_e
     if (admitted)
         return SDLK_OK;
     if (sdlk_serve_sched_form(e->cfg.policy, &e->store, sdlk_serve_engine_now(e), e->cfg.batch,
-                              e->cfg.group, &e->batch, err) != SDLK_OK)
+                              e->cfg.group, &e->tiled, &e->batch, err) != SDLK_OK)
         return err ? err->code : SDLK_ERR_NOMEM;
     if (e->batch.n > 0) {
         run_batch(e);

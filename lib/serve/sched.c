@@ -79,8 +79,43 @@ static sdlk_serve_job **sorted_jobs(const sdlk_serve_store *s,
     return order;
 }
 
+/* Model time job j still needs on its own when every call holds `size` tiles: each
+ * remaining step takes ceil(tiles / size) calls of L(size) -- a job with fewer tiles
+ * than the call shares it with others and waits for all of it. */
+static double needed_ms(const sdlk_serve_job *j, const sdlk_serve_predictor *p, int size)
+{
+    double steps_left = sdlk_serve_job_remaining_tiles(j) / (double)j->tiles;
+    double calls = (double)((j->tiles + size - 1) / size);
+    return steps_left * calls * sdlk_serve_predictor_ms(p, size);
+}
+
+/* SLO-aware call size (tile policy): the largest size <= batch at which each job, in EDF
+ * order, that can still make its deadline keeps making it, judged on its own by
+ * needed_ms; a job that cannot make it at any size left is not allowed to shrink the
+ * calls. Full calls cost least per tile, but when the model's cost grows with the tiles
+ * in a call (a CPU) a request of a few tiles in full calls waits for all of them every
+ * step, which is what makes small requests miss a tight SLO under load. */
+static int call_size(sdlk_serve_job *const *order, size_t count, double now,
+                     const sdlk_serve_predictor *pred, int batch)
+{
+    int size = batch;
+    for (size_t i = 0; pred && i < count && size > 1; i++) {
+        const sdlk_serve_job *j = order[i];
+        if (j->late || j->step >= j->req.steps)
+            continue;
+        double slack = j->deadline_ms - now - j->tail_ms;
+        int fit = size;
+        while (fit >= 1 && needed_ms(j, pred, fit) > slack)
+            fit--;
+        if (fit >= 1)
+            size = fit;
+    }
+    return size;
+}
+
 static sdlk_status form_tiles(sdlk_serve_policy policy, sdlk_serve_store *s, double now,
-                              int batch, sdlk_serve_batch *b, sdlk_error *err)
+                              int batch, const sdlk_serve_predictor *pred,
+                              sdlk_serve_batch *b, sdlk_error *err)
 {
     for (size_t i = 0; i < s->count; i++)
         s->jobs[i]->late = now > s->jobs[i]->deadline_ms;
@@ -88,6 +123,8 @@ static sdlk_status form_tiles(sdlk_serve_policy policy, sdlk_serve_store *s, dou
         sorted_jobs(s, policy == SDLK_SERVE_POLICY_TILE ? cmp_edf : cmp_seq, err);
     if (!order)
         return SDLK_ERR_NOMEM;
+    if (policy == SDLK_SERVE_POLICY_TILE)
+        batch = call_size(order, s->count, now, pred, batch);
     sdlk_status st = SDLK_OK;
     for (size_t i = 0; i < s->count && b->n < batch && st == SDLK_OK; i++) {
         sdlk_serve_job *job = order[i];
@@ -142,14 +179,15 @@ static sdlk_status form_groups(sdlk_serve_policy policy, sdlk_serve_store *s, in
 }
 
 sdlk_status sdlk_serve_sched_form(sdlk_serve_policy policy, sdlk_serve_store *s, double now_ms,
-                                  int batch, int group, sdlk_serve_batch *b, sdlk_error *err)
+                                  int batch, int group, const sdlk_serve_predictor *pred,
+                                  sdlk_serve_batch *b, sdlk_error *err)
 {
     b->n = 0;
     b->work = 0;
     b->canvas = sdlk_serve_policy_untiled(policy);
     if (b->canvas)
         return form_groups(policy, s, group > 0 ? group : 1, b, err);
-    return form_tiles(policy, s, now_ms, batch, b, err);
+    return form_tiles(policy, s, now_ms, batch, pred, b, err);
 }
 
 /* ---- admission ------------------------------------------------------------------ */

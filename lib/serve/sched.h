@@ -7,7 +7,11 @@
  *                requests in earliest-deadline-first order (a request whose deadline has
  *                passed goes behind every request that can still make it), as many
  *                tiles of each request's current step as fit, so small and large
- *                requests, resolutions and steps share calls. With admission control a
+ *                requests, resolutions and steps share calls. The call holds fewer than
+ *                B tiles when a request that can still make its deadline would miss it
+ *                in full calls (SLO-aware call size: where a call's latency grows with
+ *                its tiles, a request of a few tiles in full calls waits for all of them
+ *                every step). With admission control a
  *                request is taken only when EDF predicts it finishes in time without
  *                making an admitted request late (sdlk_serve_admit); others are reported
  *                as rejected at arrival.
@@ -46,10 +50,15 @@ int sdlk_serve_policy_parse(const char *s, sdlk_serve_policy *out);
 int sdlk_serve_policy_untiled(sdlk_serve_policy p);
 
 /* Form the next call into b (b->n = 0: nothing can run). `batch` = B >= 1 tiles per
- * call (tile policies); `group` = requests per group (grouped; fcfs uses 1). Marks the
- * items as handed out (job->handed) and sets job->late for EDF. */
+ * call (tile policies); `group` = requests per group (grouped; fcfs uses 1). `pred`
+ * (the latency of a call of n tiles) sizes the tile policy's calls: the largest size
+ * <= B at which every job, in EDF order, that can still make its deadline at some size
+ * keeps making it, each judged alone as (steps left) x ceil(tiles / size) calls of
+ * L(size); NULL = always up to B. Marks the items as handed out (job->handed) and sets
+ * job->late for EDF. O(n log n + n B). */
 sdlk_status sdlk_serve_sched_form(sdlk_serve_policy policy, sdlk_serve_store *s, double now_ms,
-                                  int batch, int group, sdlk_serve_batch *b, sdlk_error *err);
+                                  int batch, int group, const sdlk_serve_predictor *pred,
+                                  sdlk_serve_batch *b, sdlk_error *err);
 
 /* EDF admission test for `cand` (already in the store, not started) at time now:
  * with c = L(B) / B the cost per tile of full calls (from `pred`), each non-late job j

@@ -379,6 +379,37 @@ START_TEST(policies_hand_schedules)
 }
 END_TEST
 
+/* SLO-aware call size (tile policy, no admission), B = 4, a call costs 10 + tiles:
+ *   A 256x64 (4 tiles) 2 steps at 0, SLO 1000; S 64x64 (1 tile) 3 steps at 0, SLO 34.
+ *   Full calls would cost S 3 x L(4) = 42 > 34, so the calls shrink to what S can afford:
+ *   [0,11) S alone (3 x L(1) = 33 fits, 3 x L(2) = 36 does not); [11,22) S alone (slack
+ *   23: 2 x L(2) = 24 > 23); [22,34) S + A's tile 0 (slack 12 = L(2)) -> S done at 34,
+ *   met; then full calls for A alone: [34,47) its 3 other tiles of step 0, [47,61) step 1.
+ *   tile-fcfs keeps full calls: [0,14) A, then S's three steps with A's: S misses. */
+START_TEST(tile_calls_shrink_for_tight_slo)
+{
+    rig g;
+    rig_start(&g, SDLK_SERVE_POLICY_TILE, 4, 0, 0.0);
+    rig_submit(&g, "A", 256, 64, 2, 0, 1000);
+    rig_submit(&g, "S", 64, 64, 3, 0, 34);
+    rig_run(&g);
+    expect_served(&g.c, "S", 0, 34, 1, 3);
+    expect_served(&g.c, "A", 22, 61, 1, 8);
+    ck_assert_int_eq(g.f.calls, 5);
+    const double work[5] = {1, 1, 2, 3, 4};
+    for (int i = 0; i < 5; i++)
+        ck_assert_double_eq(g.f.work[i], work[i]);
+    sdlk_serve_engine_destroy(g.e);
+
+    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 0.0);
+    rig_submit(&g, "A", 256, 64, 2, 0, 1000);
+    rig_submit(&g, "S", 64, 64, 3, 0, 34);
+    rig_run(&g);
+    ck_assert_int_eq(find(&g.c, "S")->slo_met, 0);
+    sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
 /* Grouped: C 64x64, E 128x128, D 64x64, all at 0, 2 steps, groups of up to 4 requests.
  * C and D share a group (same size): [0,12) step 0 of both (2 tile equivalents), [12,24) step 1 -> both
  * done at 24; then E alone: [24,38), [38,52). Request-level FCFS instead runs C, E, D:
@@ -762,6 +793,7 @@ int main(void)
 {
     return UNIT_RUN("serve", request_valid, request_malformed, lines_reader,
                     predictor_fits_a_line, profile_roundtrip, policies_hand_schedules,
+                    tile_calls_shrink_for_tight_slo,
                     grouped_batches_same_size, edf_admission, sim_event_sequence,
                     drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift,
                     sim_charges_skipped_tiles_nothing, live_cache_skips_tiles,
