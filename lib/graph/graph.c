@@ -1,4 +1,4 @@
-/* graph.c -- COO lists, CSR construction (counting sorts), reordering. */
+/* graph.c -- COO lists and CSR construction (counting sorts). */
 #include "graph/graph.h"
 
 #include <math.h>
@@ -390,68 +390,4 @@ sdlk_status sdlk_graph_from_csr(int64_t nodes, int64_t edges, const int64_t *row
     out->nodes = nodes;
     out->edges = edges;
     return SDLK_OK;
-}
-
-sdlk_status sdlk_graph_reorder_by_degree(const sdlk_graph *g, sdlk_graph *out, sdlk_error *err)
-{
-    sdlk_graph_init(out);
-    int64_t n = g->nodes;
-    int64_t max_degree = sdlk_graph_max_degree(g);
-    int64_t *order = sdlk_graph_alloc_array(n, sizeof(int64_t), err); /* new -> old */
-    int64_t *new_of_old = sdlk_graph_alloc_array(n, sizeof(int64_t), err);
-    int64_t *bucket = calloc((size_t)max_degree + 2, sizeof(int64_t));
-    sdlk_coo coo;
-    sdlk_coo_init(&coo);
-    sdlk_status st = SDLK_OK;
-    if (!order || !new_of_old || !bucket) {
-        st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory reordering %lld nodes",
-                            (long long)n);
-        goto done;
-    }
-    /* stable counting sort on (max_degree - degree): decreasing degree, ties by old id */
-    for (int64_t i = 0; i < n; i++)
-        bucket[max_degree - (g->row_ptr[i + 1] - g->row_ptr[i]) + 1]++;
-    for (int64_t d = 0; d <= max_degree; d++)
-        bucket[d + 1] += bucket[d];
-    for (int64_t i = 0; i < n; i++) {
-        int64_t pos = bucket[max_degree - (g->row_ptr[i + 1] - g->row_ptr[i])]++;
-        order[pos] = i;
-        new_of_old[i] = pos;
-    }
-    coo.rows = coo.cols = n;
-    st = sdlk_coo_reserve(&coo, g->edges, g->values != NULL, err);
-    if (st)
-        goto done;
-    for (int64_t r = 0; r < n; r++)
-        for (int64_t k = g->row_ptr[r]; k < g->row_ptr[r + 1]; k++) {
-            coo.row[coo.count] = (int32_t)new_of_old[r];
-            coo.col[coo.count] = (int32_t)new_of_old[g->col_idx[k]];
-            if (g->values)
-                coo.value[coo.count] = g->values[k];
-            coo.count++;
-        }
-    st = sdlk_graph_from_coo(&coo, NULL, out, err);
-    if (st)
-        goto done;
-    out->perm = order;
-    if (g->perm)
-        for (int64_t i = 0; i < n; i++)
-            out->perm[i] = g->perm[order[i]];
-    order = NULL;
-    if (g->node_ids) {
-        out->node_ids = sdlk_graph_alloc_array(n, sizeof(int64_t), err);
-        if (!out->node_ids) {
-            st = err ? err->code : SDLK_ERR_NOMEM;
-            sdlk_graph_free(out);
-            goto done;
-        }
-        for (int64_t i = 0; i < n; i++)
-            out->node_ids[new_of_old[i]] = g->node_ids[i];
-    }
-done:
-    free(order);
-    free(new_of_old);
-    free(bucket);
-    sdlk_coo_free(&coo);
-    return st;
 }

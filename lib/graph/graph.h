@@ -97,10 +97,28 @@ sdlk_status sdlk_graph_from_csr(int64_t nodes, int64_t edges, const int64_t *row
                                 const int32_t *col_idx, const float *values, const char *name,
                                 sdlk_graph *out, sdlk_error *err);
 
-/* Renumber nodes by decreasing degree (ties by old id, so the result is deterministic):
- * out = P A P^T with out->perm[new] = old. An existing perm is composed. Rows keep their
- * columns sorted. O(nnz + N) plus a per-row sort. */
+/* ---- reordering (reorder.c) ------------------------------------------------------
+ * Each returns out = P A P^T with out->perm[new] = old node (an existing g->perm is
+ * composed, node_ids follow their nodes); rows keep their columns sorted. */
+
+/* Renumber by `order` (order[new] = old node; SDLK_ERR_ARG unless a permutation of
+ * 0..N-1). O(nnz + N) plus a per-row sort. */
+sdlk_status sdlk_graph_permute(const sdlk_graph *g, const int64_t *order, sdlk_graph *out,
+                               sdlk_error *err);
+
+/* Renumber by decreasing degree (ties by old id, so the result is deterministic).
+ * O(nnz + N) plus a per-row sort. */
 sdlk_status sdlk_graph_reorder_by_degree(const sdlk_graph *g, sdlk_graph *out, sdlk_error *err);
+
+/* Reverse Cuthill-McKee on the undirected structure pattern(A + A^T): breadth first
+ * from a pseudo-peripheral node of each component (George-Liu), neighbours in
+ * increasing degree, the whole order reversed. Neighbours get nearby numbers, so the
+ * rows of one SGT window share more columns (fewer, denser tiles; on cond-mat-2005
+ * 13 % fewer tiles). Components are taken in the order of their least-degree node,
+ * ties by id: deterministic. order[N] receives order[new] = old.
+ * O(nnz log dmax + N log N) time, O(nnz + N) memory. */
+sdlk_status sdlk_graph_rcm_order(const sdlk_graph *g, int64_t *order, sdlk_error *err);
+sdlk_status sdlk_graph_reorder_rcm(const sdlk_graph *g, sdlk_graph *out, sdlk_error *err);
 
 /* Largest row length. O(N). */
 int64_t sdlk_graph_max_degree(const sdlk_graph *g);

@@ -9,7 +9,7 @@
  *     "sdl.sgt.nodes", "sdl.sgt.edges", "sdl.sgt.window_height", "sdl.sgt.tile_width",
  *     "sdl.sgt.windows", "sdl.sgt.tiles", "sdl.sgt.distinct", "sdl.sgt.naive_tiles"
  *                             decimal integers (N, E, H, W and the counts)
- *     "sdl.sgt.permutation"   "none", or the reordering applied ("degree"): the tensor
+ *     "sdl.sgt.permutation"   "none", or the reordering applied ("degree", "rcm"): the tensor
  *                             "perm" then holds perm[new] = old node
  *     "sdl.sgt.values"        "pattern" (no "values" tensor: every edge is 1) or "f32"
  *     "sdl.sgt.prepared"      how the edges were prepared, e.g. "symmetrize,dedup,gcn-norm"

@@ -623,6 +623,147 @@ START_TEST(reorder_by_degree)
 }
 END_TEST
 
+/* Largest |i - j| over the stored entries: what RCM reduces. */
+static int64_t bandwidth(const sdlk_graph *g)
+{
+    int64_t widest = 0;
+    for (int64_t r = 0; r < g->nodes; r++)
+        for (int64_t k = g->row_ptr[r]; k < g->row_ptr[r + 1]; k++) {
+            int64_t d = g->col_idx[k] > r ? g->col_idx[k] - r : r - g->col_idx[k];
+            widest = d > widest ? d : widest;
+        }
+    return widest;
+}
+
+/* A k x k grid (4-neighbour, both directions) whose nodes are numbered by a seeded
+ * shuffle, so its bandwidth starts near N. */
+static void scrambled_grid(int k, sdlk_graph *g)
+{
+    int n = k * k;
+    int32_t *label = malloc((size_t)n * sizeof *label);
+    for (int i = 0; i < n; i++)
+        label[i] = i;
+    uint64_t state = 12345;
+    for (int i = n - 1; i > 0; i--) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        int j = (int)((state >> 33) % (uint64_t)(i + 1));
+        int32_t t = label[i];
+        label[i] = label[j];
+        label[j] = t;
+    }
+    sdlk_coo coo;
+    sdlk_coo_init(&coo);
+    coo.rows = coo.cols = n;
+    for (int y = 0; y < k; y++)
+        for (int x = 0; x < k; x++) {
+            int here = label[y * k + x];
+            if (x + 1 < k) {
+                ck_assert_int_eq(sdlk_coo_push(&coo, here, label[y * k + x + 1], 1, NULL), SDLK_OK);
+                ck_assert_int_eq(sdlk_coo_push(&coo, label[y * k + x + 1], here, 1, NULL), SDLK_OK);
+            }
+            if (y + 1 < k) {
+                ck_assert_int_eq(sdlk_coo_push(&coo, here, label[(y + 1) * k + x], 1, NULL), SDLK_OK);
+                ck_assert_int_eq(sdlk_coo_push(&coo, label[(y + 1) * k + x], here, 1, NULL), SDLK_OK);
+            }
+        }
+    ck_assert_int_eq(sdlk_graph_from_coo(&coo, NULL, g, NULL), SDLK_OK);
+    sdlk_coo_free(&coo);
+    free(label);
+}
+
+/* h = P g P^T with h.perm[new] = old, every entry and value carried over. */
+static void assert_permuted(const sdlk_graph *g, const sdlk_graph *h)
+{
+    REQUIRE(h->nodes == g->nodes && h->edges == g->edges);
+    char *seen = calloc((size_t)g->nodes + 1, 1);
+    for (int64_t i = 0; i < h->nodes; i++) {
+        REQUIRE(h->perm[i] >= 0 && h->perm[i] < g->nodes && !seen[h->perm[i]]);
+        seen[h->perm[i]] = 1;
+    }
+    free(seen);
+    assert_csr_sorted(h, 0);
+    for (int64_t i = 0; i < h->nodes; i++)
+        for (int64_t k = h->row_ptr[i]; k < h->row_ptr[i + 1]; k++)
+            REQUIRE(graph_at(g, h->perm[i], h->perm[h->col_idx[k]]) ==
+                    (h->values ? h->values[k] : 1.0));
+}
+
+START_TEST(reorder_rcm_bands)
+{
+    sdlk_error err = {0};
+    /* a 30 x 30 grid: RCM numbers it by anti-diagonals from a corner, bandwidth ~k */
+    sdlk_graph g, h;
+    scrambled_grid(30, &g);
+    REQUIRE(bandwidth(&g) > 600);
+    ck_assert_int_eq(sdlk_graph_reorder_rcm(&g, &h, &err), SDLK_OK);
+    assert_permuted(&g, &h);
+    ck_assert_int_le(bandwidth(&h), 31);
+    sdlk_graph_free(&h);
+    sdlk_graph_free(&g);
+
+    /* a path numbered 0, 17, 34, 11, ... (stride 17 mod 40) comes back as a path */
+    sdlk_coo coo;
+    sdlk_coo_init(&coo);
+    coo.rows = coo.cols = 40;
+    for (int i = 0; i + 1 < 40; i++) /* one direction only: RCM uses A + A^T */
+        ck_assert_int_eq(sdlk_coo_push(&coo, (i * 17) % 40, ((i + 1) * 17) % 40, 2.5, NULL),
+                         SDLK_OK);
+    ck_assert_int_eq(sdlk_graph_from_coo(&coo, NULL, &g, NULL), SDLK_OK);
+    sdlk_coo_free(&coo);
+    ck_assert_int_eq(sdlk_graph_reorder_rcm(&g, &h, &err), SDLK_OK);
+    assert_permuted(&g, &h);
+    ck_assert_int_eq(bandwidth(&h), 1);
+    sdlk_graph_free(&h);
+    sdlk_graph_free(&g);
+}
+END_TEST
+
+START_TEST(reorder_rcm_components_and_ids)
+{
+    /* two triangles, an isolated node, a self-loop, SNAP ids: every node placed once, the
+     * ids follow their nodes, and a later reordering composes with this one */
+    sdlk_coo coo;
+    sdlk_coo_init(&coo);
+    coo.rows = coo.cols = 7;
+    const int edges[][2] = {{0, 4}, {4, 6}, {6, 0}, {1, 2}, {2, 5}, {5, 1}, {3, 3}};
+    for (int e = 0; e < 7; e++)
+        ck_assert_int_eq(sdlk_coo_push(&coo, edges[e][0], edges[e][1], (float)(e + 1), NULL),
+                         SDLK_OK);
+    coo.node_ids = malloc(7 * sizeof *coo.node_ids);
+    for (int i = 0; i < 7; i++)
+        coo.node_ids[i] = 100 + i;
+    sdlk_graph g, h, twice;
+    ck_assert_int_eq(sdlk_graph_from_coo(&coo, NULL, &g, NULL), SDLK_OK);
+    sdlk_coo_free(&coo);
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_graph_reorder_rcm(&g, &h, &err), SDLK_OK);
+    assert_permuted(&g, &h);
+    for (int64_t i = 0; i < h.nodes; i++)
+        REQUIRE(h.node_ids[i] == 100 + h.perm[i]);
+    /* each triangle's three nodes are numbered consecutively */
+    int64_t new_of_old[7];
+    for (int64_t i = 0; i < 7; i++)
+        new_of_old[h.perm[i]] = i;
+    const int tri[2][3] = {{0, 4, 6}, {1, 2, 5}};
+    for (int t = 0; t < 2; t++) {
+        int64_t lo = 7, hi = -1;
+        for (int v = 0; v < 3; v++) {
+            lo = new_of_old[tri[t][v]] < lo ? new_of_old[tri[t][v]] : lo;
+            hi = new_of_old[tri[t][v]] > hi ? new_of_old[tri[t][v]] : hi;
+        }
+        ck_assert_int_eq(hi - lo, 2);
+    }
+    ck_assert_int_eq(sdlk_graph_reorder_by_degree(&h, &twice, &err), SDLK_OK);
+    assert_permuted(&g, &twice); /* twice.perm maps straight back to g */
+    int64_t bad_order[7] = {0, 1, 2, 3, 4, 5, 5};
+    sdlk_graph none;
+    ck_assert_int_eq(sdlk_graph_permute(&g, bad_order, &none, &err), SDLK_ERR_ARG);
+    sdlk_graph_free(&twice);
+    sdlk_graph_free(&h);
+    sdlk_graph_free(&g);
+}
+END_TEST
+
 /* ---- R-MAT ------------------------------------------------------------------------ */
 
 START_TEST(rmat_deterministic_and_skewed)
@@ -906,7 +1047,7 @@ int main(void)
                     npz_csr_and_csc,
                     gcn_normalisation_direct,
                     build_options_small,
-                    reorder_by_degree,
+                    reorder_by_degree, reorder_rcm_bands, reorder_rcm_components_and_ids,
                     rmat_deterministic_and_skewed,
                     sgt_matches_brute_force,
                     sgt_hand_computed_tiles,
