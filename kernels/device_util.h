@@ -14,6 +14,47 @@ sdlk_status sdlk_cuda_check(cudaError_t rc, const char *what, sdlk_error *err);
  * "cuBLAS <what> failed (status <n>)". Only the status type is used: nothing links cuBLAS. */
 sdlk_status sdlk_cublas_check(cublasStatus_t rc, const char *what, sdlk_error *err);
 
+/* Room for `cap` T that grows to the largest request and keeps nothing when it grows:
+ * device memory, or page-locked host memory with Pinned (for asynchronous copies).
+ * All zero (as from calloc) is the empty state. */
+template <class T, bool Pinned = false> struct sdlk_grow_buffer {
+    T *ptr = nullptr;
+    size_t cap = 0;
+    /* At least `count` T; `what` names the allocation in an error. When the block must
+     * grow and `stream` is not null, the old block is freed only after the work queued on
+     * `stream` (which may still use it) is done. */
+    sdlk_status reserve(size_t count, const char *what, cudaStream_t stream, sdlk_error *err)
+    {
+        if (count <= cap)
+            return SDLK_OK;
+        if (ptr && stream) {
+            sdlk_status st = sdlk_cuda_check(cudaStreamSynchronize(stream),
+                                             "cudaStreamSynchronize", err);
+            if (st)
+                return st;
+        }
+        release();
+        void *block = nullptr;
+        sdlk_status st = sdlk_cuda_check(Pinned ? cudaMallocHost(&block, count * sizeof(T))
+                                                : cudaMalloc(&block, count * sizeof(T)),
+                                         what, err);
+        if (st)
+            return st;
+        ptr = static_cast<T *>(block);
+        cap = count;
+        return SDLK_OK;
+    }
+    void release()
+    {
+        if (ptr && Pinned)
+            cudaFreeHost(ptr);
+        else if (ptr)
+            cudaFree(ptr);
+        ptr = nullptr;
+        cap = 0;
+    }
+};
+
 /* The median of ms[0..n), n >= 1 (the mean of the middle two for an even n); sorts ms. */
 double sdlk_median_ms(double *ms, int n);
 

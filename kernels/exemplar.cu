@@ -72,67 +72,6 @@ unsigned grid_for(int64_t total, int threads)
     return (unsigned)std::min<int64_t>((total + threads - 1) / threads, MAX_GRID);
 }
 
-/* Device buffer of T that grows to the largest request (contents not kept). */
-template <class T> struct device_buffer {
-    T *ptr = nullptr;
-    size_t cap = 0;
-    sdlk_status reserve(size_t count, const char *what, sdlk_error *err)
-    {
-        if (count <= cap)
-            return SDLK_OK;
-        if (ptr)
-            cudaFree(ptr); /* synchronises: nothing in flight still reads it */
-        ptr = nullptr;
-        cap = 0;
-        sdlk_status st = sdlk_cuda_check(
-            cudaMalloc(reinterpret_cast<void **>(&ptr), count * sizeof(T)), what, err);
-        if (st) {
-            ptr = nullptr;
-            return st;
-        }
-        cap = count;
-        return SDLK_OK;
-    }
-    void release()
-    {
-        if (ptr)
-            cudaFree(ptr);
-        ptr = nullptr;
-        cap = 0;
-    }
-};
-
-/* Pinned host staging of floats, grown likewise. */
-struct pinned_buffer {
-    float *ptr = nullptr;
-    size_t cap = 0;
-    sdlk_status reserve(size_t count, sdlk_error *err)
-    {
-        if (count <= cap)
-            return SDLK_OK;
-        if (ptr)
-            cudaFreeHost(ptr);
-        ptr = nullptr;
-        cap = 0;
-        sdlk_status st =
-            sdlk_cuda_check(cudaMallocHost(reinterpret_cast<void **>(&ptr), count * sizeof(float)),
-                            "cudaMallocHost (staging)", err);
-        if (st) {
-            ptr = nullptr;
-            return st;
-        }
-        cap = count;
-        return SDLK_OK;
-    }
-    void release()
-    {
-        if (ptr)
-            cudaFreeHost(ptr);
-        ptr = nullptr;
-        cap = 0;
-    }
-};
-
 /* ---- device code -------------------------------------------------------------------- */
 
 /* Patch index i of a tile -> its (t, y, x) corner indices, x fastest (the CPU's order). */
@@ -309,11 +248,11 @@ struct sdlk_cuda_exemplar {
     cudaEvent_t start, stop;
     double device_ms;
     float *weight; /* [D] on the device */
-    device_buffer<float> x, out, y, g, e;
-    device_buffer<tile_desc> tiles;
-    device_buffer<int64_t> corners;
-    device_buffer<int32_t> row_tile;
-    pinned_buffer staging;
+    sdlk_grow_buffer<float> x, out, y, g, e;
+    sdlk_grow_buffer<tile_desc> tiles;
+    sdlk_grow_buffer<int64_t> corners;
+    sdlk_grow_buffer<int32_t> row_tile;
+    sdlk_grow_buffer<float, true> staging;
 };
 
 extern "C" void sdlk_cuda_exemplar_destroy(sdlk_cuda_exemplar *ctx)
@@ -579,26 +518,26 @@ sdlk_status reserve_all(sdlk_cuda_exemplar *ctx, const batch_plan &plan, int cou
         distances = std::max(distances, c * grp.prior->n);
     }
     const size_t windows = (size_t)count * (size_t)g.numel;
-    sdlk_status st = ctx->x.reserve(windows, "cudaMalloc (input windows)", err);
+    sdlk_status st = ctx->x.reserve(windows, "cudaMalloc (input windows)", nullptr, err);
     if (!st)
-        st = ctx->out.reserve(windows, "cudaMalloc (output windows)", err);
+        st = ctx->out.reserve(windows, "cudaMalloc (output windows)", nullptr, err);
     if (!st)
-        st = ctx->staging.reserve(windows, err);
+        st = ctx->staging.reserve(windows, "cudaMallocHost (staging)", nullptr, err);
     if (!st)
-        st = ctx->tiles.reserve((size_t)count, "cudaMalloc (tile descriptors)", err);
+        st = ctx->tiles.reserve((size_t)count, "cudaMalloc (tile descriptors)", nullptr, err);
     if (!st)
         st = ctx->corners.reserve(std::max<size_t>(plan.corners.size(), 1),
-                                  "cudaMalloc (corners)", err);
+                                  "cudaMalloc (corners)", nullptr, err);
     if (!st)
         st = ctx->row_tile.reserve(std::max<size_t>((size_t)plan.rows, 1),
-                                   "cudaMalloc (row tiles)", err);
+                                   "cudaMalloc (row tiles)", nullptr, err);
     if (!st)
-        st = ctx->y.reserve((size_t)(chunk * g.dim), "cudaMalloc (patches)", err);
+        st = ctx->y.reserve((size_t)(chunk * g.dim), "cudaMalloc (patches)", nullptr, err);
     if (!st)
-        st = ctx->g.reserve((size_t)distances, "cudaMalloc (distances)", err);
+        st = ctx->g.reserve((size_t)distances, "cudaMalloc (distances)", nullptr, err);
     if (!st)
         st = ctx->e.reserve((size_t)std::max<int64_t>(plan.rows * g.dim, 1),
-                            "cudaMalloc (estimates)", err);
+                            "cudaMalloc (estimates)", nullptr, err);
     return st;
 }
 

@@ -504,10 +504,8 @@ struct sdlk_cuda_wm {
     int *d_group_start;   /* [161] */
     int8_t *d_chip_sign;  /* [chips] */
     /* grow-only arenas */
-    char *d_arena;
-    size_t d_capacity;
-    char *h_arena; /* pinned */
-    size_t h_capacity;
+    sdlk_grow_buffer<char> d_arena;
+    sdlk_grow_buffer<char, true> h_arena;
 };
 
 namespace {
@@ -525,35 +523,6 @@ struct chunk_layout {
     /* pinned host offsets */
     size_t h_geom, h_state, h_band, h_soft, host_bytes;
 };
-
-/* Grow one arena to at least `bytes`: the device arena, or with `pinned` the pinned host
- * arena. The old one is freed only after the stream is done with it. */
-sdlk_status grow_arena(sdlk_cuda_wm *wm, char **arena, size_t *capacity, size_t bytes, bool pinned,
-                       sdlk_error *err)
-{
-    if (bytes <= *capacity)
-        return SDLK_OK;
-    if (*arena) {
-        sdlk_status st = sdlk_cuda_check(cudaStreamSynchronize(wm->stream), "cudaStreamSynchronize", err);
-        if (st)
-            return st;
-        if (pinned)
-            cudaFreeHost(*arena);
-        else
-            cudaFree(*arena);
-        *arena = nullptr;
-        *capacity = 0;
-    }
-    sdlk_status st =
-        pinned ? sdlk_cuda_check(cudaMallocHost(arena, bytes), "cudaMallocHost (results)", err)
-               : sdlk_cuda_check(cudaMalloc(arena, bytes), "cudaMalloc (watermark buffers)", err);
-    if (st) {
-        *arena = nullptr;
-        return st;
-    }
-    *capacity = bytes;
-    return SDLK_OK;
-}
 
 void plan_chunk(const sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_scales,
                 const sdlk_cuda_wm_image *images, int n, chunk_layout *L)
@@ -710,14 +679,15 @@ sdlk_status run_chunk(sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
 {
     chunk_layout L;
     plan_chunk(wm, scales, n_scales, images, n, &L);
-    sdlk_status st = grow_arena(wm, &wm->d_arena, &wm->d_capacity, L.device_bytes, false, err);
+    sdlk_status st = wm->d_arena.reserve(L.device_bytes, "cudaMalloc (watermark buffers)",
+                                         wm->stream, err);
     if (!st)
-        st = grow_arena(wm, &wm->h_arena, &wm->h_capacity, L.host_bytes, true, err);
+        st = wm->h_arena.reserve(L.host_bytes, "cudaMallocHost (results)", wm->stream, err);
     if (st)
         return st;
     cudaStream_t s = wm->stream;
-    char *base = wm->d_arena;
-    char *host = wm->h_arena;
+    char *base = wm->d_arena.ptr;
+    char *host = wm->h_arena.ptr;
 
     /* geometry (pinned, so the copy is truly asynchronous) and the luma planes */
     wm_geom *h_geom = (wm_geom *)(host + L.h_geom);
@@ -935,9 +905,8 @@ extern "C" void sdlk_cuda_wm_destroy(sdlk_cuda_wm *wm)
     cudaFree(wm->d_group_chips);
     cudaFree(wm->d_group_start);
     cudaFree(wm->d_chip_sign);
-    cudaFree(wm->d_arena);
-    if (wm->h_arena)
-        cudaFreeHost(wm->h_arena);
+    wm->d_arena.release();
+    wm->h_arena.release();
     cudaGetLastError(); /* teardown errors are not reported: nothing is left to fail */
     free(wm);
 }
