@@ -54,7 +54,8 @@ int sdlk_serve_policy_untiled(sdlk_serve_policy p);
  * (the latency of a call of n tiles) sizes the tile policy's calls: the largest size
  * <= B at which every job, in EDF order, that can still make its deadline at some size
  * keeps making it, each judged alone as (steps left) x ceil(tiles / size) calls of
- * L(size); NULL = always up to B. Marks the items as handed out (job->handed) and sets
+ * L(size), never below the size whose cost per tile L(n)/n is twice a full call's;
+ * NULL = always up to B. Marks the items as handed out (job->handed) and sets
  * job->late for EDF. O(n log n + n B). */
 sdlk_status sdlk_serve_sched_form(sdlk_serve_policy policy, sdlk_serve_store *s, double now_ms,
                                   int batch, int group, const sdlk_serve_predictor *pred,

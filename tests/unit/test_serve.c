@@ -379,31 +379,33 @@ START_TEST(policies_hand_schedules)
 }
 END_TEST
 
-/* SLO-aware call size (tile policy, no admission), B = 4, a call costs 10 + tiles:
- *   A 256x64 (4 tiles) 2 steps at 0, SLO 1000; S 64x64 (1 tile) 3 steps at 0, SLO 34.
- *   Full calls would cost S 3 x L(4) = 42 > 34, so the calls shrink to what S can afford:
- *   [0,11) S alone (3 x L(1) = 33 fits, 3 x L(2) = 36 does not); [11,22) S alone (slack
- *   23: 2 x L(2) = 24 > 23); [22,34) S + A's tile 0 (slack 12 = L(2)) -> S done at 34,
- *   met; then full calls for A alone: [34,47) its 3 other tiles of step 0, [47,61) step 1.
- *   tile-fcfs keeps full calls: [0,14) A, then S's three steps with A's: S misses. */
+/* SLO-aware call size (tile policy, no admission), B = 8, a call costs 10 + tiles, so
+ * calls go no smaller than 3 tiles (13/3 ms per tile is within twice a full call's
+ * 18/8; 12/2 is not):
+ *   A 256x128 (8 tiles) 2 steps at 0, SLO 1000; S 64x64 (1 tile) 3 steps at 0, SLO 40.
+ *   Full calls would cost S 3 x L(8) = 54 > 40, so calls shrink to what S can afford:
+ *   [0,13) S + A tiles 0-1 (3 x L(3) = 39 fits, 3 x L(4) = 42 does not); [13,26) S + A
+ *   tiles 2-3 (slack 27: 2 x L(4) = 28 > 27); [26,40) S + A tiles 4-6 (slack 14 = L(4))
+ *   -> S done at 40, met; then full calls for A alone: [40,51) its tile 7 of step 0,
+ *   [51,69) step 1. tile-fcfs keeps full calls, A's 8 tiles first: S misses. */
 START_TEST(tile_calls_shrink_for_tight_slo)
 {
     rig g;
-    rig_start(&g, SDLK_SERVE_POLICY_TILE, 4, 0, 0.0);
-    rig_submit(&g, "A", 256, 64, 2, 0, 1000);
-    rig_submit(&g, "S", 64, 64, 3, 0, 34);
+    rig_start(&g, SDLK_SERVE_POLICY_TILE, 8, 0, 0.0);
+    rig_submit(&g, "A", 256, 128, 2, 0, 1000);
+    rig_submit(&g, "S", 64, 64, 3, 0, 40);
     rig_run(&g);
-    expect_served(&g.c, "S", 0, 34, 1, 3);
-    expect_served(&g.c, "A", 22, 61, 1, 8);
+    expect_served(&g.c, "S", 0, 40, 1, 3);
+    expect_served(&g.c, "A", 0, 69, 1, 16);
     ck_assert_int_eq(g.f.calls, 5);
-    const double work[5] = {1, 1, 2, 3, 4};
+    const double work[5] = {3, 3, 4, 1, 8};
     for (int i = 0; i < 5; i++)
         ck_assert_double_eq(g.f.work[i], work[i]);
     sdlk_serve_engine_destroy(g.e);
 
-    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 0.0);
-    rig_submit(&g, "A", 256, 64, 2, 0, 1000);
-    rig_submit(&g, "S", 64, 64, 3, 0, 34);
+    rig_start(&g, SDLK_SERVE_POLICY_TILE_FCFS, 8, 0, 0.0);
+    rig_submit(&g, "A", 256, 128, 2, 0, 1000);
+    rig_submit(&g, "S", 64, 64, 3, 0, 40);
     rig_run(&g);
     ck_assert_int_eq(find(&g.c, "S")->slo_met, 0);
     sdlk_serve_engine_destroy(g.e);
