@@ -22,9 +22,9 @@
  *               between the two ladder rates around it). Rows: goodput of tile vs
  *               grouped and fcfs (timing the simulation of the trace at that rate, tile
  *               against grouped), and attainment at three loads.
- *   live        the profile measured again, then a small trace (80 requests of 64^2 ..
- *               192x64, 8 steps; --quick: 8 of 4 steps; Poisson at about 60 % of
- *               capacity, SLO 2x) served live three times by the engine with the
+ *   live        the profile measured again, then a small trace (60 requests of 128^2 ..
+ *               256^2, 12 steps; --quick: 8 of 64^2 .. 192x64, 4 steps; Poisson at about
+ *               60 % of capacity, SLO 2x) served live three times by the engine with the
  *               exemplar model, and the same trace simulated with that profile: the
  *               median live attainment and the simulated one in the row's name (target:
  *               within 10 points), and in the note each live run's and the simulation
@@ -389,6 +389,22 @@ static sdlk_status attainment_rows(const bench_options *opt, const sdlk_serve_pr
 
 /* ---- live vs simulated ---------------------------------------------------------- */
 
+/* The spread of a profile's tiled calls around its line: the RMS of time / fit - 1. */
+static double call_spread(const sdlk_serve_profile *p)
+{
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < p->n_samples; i++) {
+        const sdlk_serve_sample *x = &p->samples[i];
+        double fit = sdlk_serve_profile_tiled_ms(p, x->work);
+        if (x->canvas || fit <= 0)
+            continue;
+        sum += (x->ms / fit - 1) * (x->ms / fit - 1);
+        n++;
+    }
+    return n ? sqrt(sum / n) : 0.0;
+}
+
 /* "78/80/85%": attainments in percent, in run order. */
 static const char *runs_text(const double *attainment, int runs, char *buf, size_t size)
 {
@@ -405,7 +421,14 @@ static const char *runs_text(const double *attainment, int runs, char *buf, size
 static sdlk_status live_row(const bench_options *opt, sdlk_serve_live *live,
                             const char *reference, sdlk_bench_report *report, sdlk_error *err)
 {
-    static const int64_t small[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64}, {192, 64}};
+    /* requests of 4-16 tiles and 12 steps (0.2-0.6 s alone): small enough for a trace that
+     * serves in half a minute, long enough that a stall of the shared machine (100 ms is
+     * common) does not decide an SLO of 2x on its own; --quick: 1-3 tiles, 4 steps */
+    static const int64_t full_sizes[][2] = {{128, 128}, {128, 192}, {192, 128}, {256, 128},
+                                            {256, 256}};
+    static const int64_t quick_sizes[][2] = {{64, 64}, {128, 128}, {64, 128}, {128, 64},
+                                             {192, 64}};
+    const int64_t(*sizes)[2] = opt->quick ? quick_sizes : full_sizes;
     /* the profile is measured again right before the live runs: on a shared machine the
      * one from the start of the family can be minutes and 30 % of speed away */
     sdlk_serve_profile fresh;
@@ -413,17 +436,17 @@ static sdlk_status live_row(const bench_options *opt, sdlk_serve_live *live,
     if (st != SDLK_OK)
         return st;
     const sdlk_serve_profile *prof = &fresh;
-    /* 80 requests: one request is 1.25 points of attainment */
-    int n = opt->quick ? 8 : 80, steps = opt->quick ? 4 : 8;
+    /* 60 requests: one request is 1.7 points of attainment */
+    int n = opt->quick ? 8 : 60, steps = opt->quick ? 4 : 12;
     double work = 0;
     for (int k = 0; k < 5; k++)
-        work += prof->open_ms + steps * (double)(small[k][0] / 64 * small[k][1] / 64) *
-                                    sdlk_serve_profile_tiled_ms(prof, 4) / 4 +
-                sdlk_serve_profile_finish_ms(prof, small[k][0], small[k][1]);
+        work += sdlk_serve_profile_standalone_ms(
+            prof, (sizes[k][0] / prof->tile[1]) * (sizes[k][1] / prof->tile[2]), steps, BATCH,
+            sizes[k][0], sizes[k][1]);
     double rate = 0.6 * 1e3 / (work / 5);
     trace t = {0};
     /* SLO 2x: tight enough that queueing decides who makes it */
-    st = trace_make(&t, n, rate, small, 5, steps, 2.0, reference, 4242, err);
+    st = trace_make(&t, n, rate, sizes, 5, steps, 2.0, reference, 4242, err);
     sdlk_serve_backend backend;
     sdlk_serve_live_backend(live, &backend);
     sim_run a = {&t, SDLK_SERVE_POLICY_TILE, prof, &backend, {0}, {0}, 0};
@@ -455,12 +478,17 @@ static sdlk_status live_row(const bench_options *opt, sdlk_serve_live *live,
         sdlk_bench_result *row = &report->results[report->count - 1];
         snprintf(row->name, sizeof row->name, "%s", name);
         bench_log(opt, FAMILY, "%s; live runs %s; p50 live %.0f ms sim %.0f ms; sim with the "
-                  "first live run's own fits %.0f%%, p50 %.0f ms", name,
-                  runs_text(a.attainment, a.runs, runs_buf, sizeof runs_buf), a.stats.p50_ms, b.stats.p50_ms,
-                  100 * refit.attainment, refit.p50_ms);
-        sdlk_bench_report_note(report, "%d req 64..192 px, %d steps, SLO 2x, tile B=%d; live: "
-                               "median of %d runs (%s); sim with the first live run's fits: "
-                               "%.0f%%", n, steps, BATCH, a.runs, runs_text(a.attainment, a.runs, runs_buf, sizeof runs_buf),
+                  "first live run's own fits %.0f%%, p50 %.0f ms; call time spread around "
+                  "the fit %.0f%% live, %.0f%% calibrating (%d / %d calls)", name,
+                  runs_text(a.attainment, a.runs, runs_buf, sizeof runs_buf), a.stats.p50_ms,
+                  b.stats.p50_ms, 100 * refit.attainment, refit.p50_ms, 100 * call_spread(&fitted),
+                  100 * call_spread(prof), fitted.n_samples, prof->n_samples);
+        sdlk_bench_report_note(report, "%d req %lldx%lld..%lldx%lld, %d steps, SLO 2x, tile "
+                               "B=%d; live: median of %d runs (%s); sim with the first live "
+                               "run's fits: %.0f%%", n, (long long)sizes[0][0],
+                               (long long)sizes[0][1], (long long)sizes[4][0],
+                               (long long)sizes[4][1], steps, BATCH, a.runs,
+                               runs_text(a.attainment, a.runs, runs_buf, sizeof runs_buf),
                                100 * refit.attainment);
     }
     trace_free(&t);
