@@ -41,7 +41,11 @@ static inline const char *sdlk_skip_blanks(const char *p)
  * there is no number or it overflows int64, or when the number is not followed by a
  * blank or the end of the line. */
 int sdlk_parse_int64(const char **p, int64_t *out);
-/* Parse a floating-point number (strtod syntax); same rules. */
+/* Parse a floating-point number (strtod syntax); same rules, and "inf"/"nan" or a
+ * number out of double range are refused too. */
 int sdlk_parse_double(const char **p, double *out);
+/* The same for an edge value: also refused when it does not fit a finite f32 (|v| >
+ * FLT_MAX), which would otherwise turn into infinity and NaN downstream. */
+int sdlk_parse_f32(const char **p, float *out);
 
 #endif

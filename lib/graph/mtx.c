@@ -1,5 +1,7 @@
 /* mtx.c -- streaming Matrix Market reader and the shared line reader. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,10 +127,24 @@ int sdlk_parse_double(const char **p, double *out)
         return 0;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || !ends_token(*end) || errno == ERANGE)
+    if (end == s || !ends_token(*end) || errno == ERANGE || !isfinite(v))
         return 0;
     *out = v;
     *p = end;
+    return 1;
+}
+
+int sdlk_parse_f32(const char **p, float *out)
+{
+    const char *start = *p;
+    double v;
+    if (!sdlk_parse_double(p, &v))
+        return 0;
+    if (fabs(v) > FLT_MAX) { /* finite as a double, infinite as an edge value */
+        *p = start;
+        return 0;
+    }
+    *out = (float)v;
     return 1;
 }
 
@@ -231,11 +247,7 @@ static int parse_value(const char **p, int field, float *value)
         *value = (float)v;
         return 1;
     }
-    double v;
-    if (!sdlk_parse_double(p, &v))
-        return 0;
-    *value = (float)v;
-    return 1;
+    return sdlk_parse_f32(p, value);
 }
 
 static sdlk_status read_coordinate(sdlk_line_reader *lr, const sdlk_mtx_info *info,

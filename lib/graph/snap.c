@@ -145,7 +145,7 @@ sdlk_status sdlk_snap_read(const char *path, sdlk_coo *out, sdlk_error *err)
         if (*p == '#' || *p == '%' || *p == '\0')
             continue;
         int64_t src, dst;
-        double weight = 1.0;
+        float weight = 1.0f;
         if (!sdlk_parse_int64(&p, &src) || !sdlk_parse_int64(&p, &dst)) {
             st = sdlk_error_set(err, SDLK_ERR_FORMAT,
                                 "%s:%lld: expected 'source target' node ids, got '%.60s'", path,
@@ -158,9 +158,10 @@ sdlk_status sdlk_snap_read(const char *path, sdlk_coo *out, sdlk_error *err)
             break;
         }
         int has_weight = *sdlk_skip_blanks(p) != '\0';
-        if (has_weight && !sdlk_parse_double(&p, &weight)) {
-            st = sdlk_error_set(err, SDLK_ERR_FORMAT, "%s:%lld: third field is not a number: '%.40s'",
-                                path, (long long)lr.line_number, sdlk_skip_blanks(p));
+        if (has_weight && !sdlk_parse_f32(&p, &weight)) {
+            st = sdlk_error_set(err, SDLK_ERR_FORMAT,
+                                "%s:%lld: third field is not a finite f32 number: '%.40s'", path,
+                                (long long)lr.line_number, sdlk_skip_blanks(p));
             break;
         }
         if (*sdlk_skip_blanks(p) != '\0') {
@@ -176,7 +177,7 @@ sdlk_status sdlk_snap_read(const char *path, sdlk_coo *out, sdlk_error *err)
                                 (long long)lr.line_number, has_weight ? "has" : "lacks");
             break;
         }
-        if ((st = raw_push(&raw, src, dst, (float)weight, weighted, err)))
+        if ((st = raw_push(&raw, src, dst, weight, weighted, err)))
             break;
     }
     if (st == SDLK_ERR_EOF)
