@@ -348,24 +348,6 @@ __global__ void __launch_bounds__(ROW_TERM_THREADS) row_terms_kernel(const uint6
 
 /* ---- host helpers ---------------------------------------------------------------------- */
 
-template <typename T> sdlk_status device_alloc(T **ptr, size_t count, sdlk_error *err)
-{
-    /* at least one element, so that kernels always get a valid base address */
-    return sdlk_cuda_check(
-        cudaMalloc(reinterpret_cast<void **>(ptr), std::max<size_t>(count, 1) * sizeof(T)),
-        "cudaMalloc", err);
-}
-
-template <typename T>
-sdlk_status upload(T **ptr, const T *host, size_t count, sdlk_error *err)
-{
-    sdlk_status st = device_alloc(ptr, count, err);
-    if (!st && count)
-        st = sdlk_cuda_check(cudaMemcpy(*ptr, host, count * sizeof(T), cudaMemcpyHostToDevice),
-                             "cudaMemcpy to the device", err);
-    return st;
-}
-
 sdlk_status device_major(int *major, sdlk_error *err)
 {
     int dev = 0;
@@ -507,11 +489,12 @@ static sdlk_status upload_operand(const sdlk_cuda_qgemm_operand *o, int64_t kw, 
                                   uint32_t **offset, float **scale, sdlk_error *err)
 {
     const size_t nwords = (size_t)o->rows * (size_t)o->bits * (size_t)kw;
-    sdlk_status st = upload(words, o->words, nwords, err);
+    sdlk_status st = sdlk_cuda_upload(words, o->words, nwords, "upload (bit planes)", err);
     if (!st)
-        st = upload(offset, reinterpret_cast<const uint32_t *>(o->offset), (size_t)o->rows, err);
+        st = sdlk_cuda_upload(offset, reinterpret_cast<const uint32_t *>(o->offset),
+                              (size_t)o->rows, "upload (row offsets)", err);
     if (!st && o->scale)
-        st = upload(scale, o->scale, (size_t)o->scale_count, err);
+        st = sdlk_cuda_upload(scale, o->scale, (size_t)o->scale_count, "upload (scales)", err);
     return st;
 }
 
@@ -562,18 +545,18 @@ extern "C" sdlk_status sdlk_cuda_qgemm_create(const sdlk_cuda_qgemm_problem *p,
     if (!st)
         st = upload_operand(B, p->k_words, &ctx->b, &ctx->off_b, &ctx->scale_b, err);
     if (!st)
-        st = device_alloc(&ctx->wsum_a, (size_t)A->rows, err);
+        st = sdlk_cuda_alloc(&ctx->wsum_a, (size_t)A->rows, "cudaMalloc (plane sums)", err);
     if (!st)
-        st = device_alloc(&ctx->wsum_b, (size_t)B->rows, err);
+        st = sdlk_cuda_alloc(&ctx->wsum_b, (size_t)B->rows, "cudaMalloc (plane sums)", err);
     if (!st)
-        st = device_alloc(&ctx->popc_a, (size_t)A->rows, err);
+        st = sdlk_cuda_alloc(&ctx->popc_a, (size_t)A->rows, "cudaMalloc (popcounts)", err);
     if (!st)
-        st = device_alloc(&ctx->popc_b, (size_t)B->rows, err);
+        st = sdlk_cuda_alloc(&ctx->popc_b, (size_t)B->rows, "cudaMalloc (popcounts)", err);
     const size_t outputs = (size_t)A->rows * (size_t)B->rows;
     if (!st && p->want_int32)
-        st = device_alloc(&ctx->y_int, outputs, err);
+        st = sdlk_cuda_alloc(&ctx->y_int, outputs, "cudaMalloc (output)", err);
     if (!st && p->want_f32)
-        st = device_alloc(&ctx->y_f32, outputs, err);
+        st = sdlk_cuda_alloc(&ctx->y_f32, outputs, "cudaMalloc (output)", err);
     if (p->requant.bits) {
         g->rq_bits = p->requant.bits;
         g->rq_words32 = 2 * sdlk_cuda_qgemm_requant_words(B->rows);
@@ -582,8 +565,9 @@ extern "C" sdlk_status sdlk_cuda_qgemm_create(const sdlk_cuda_qgemm_problem *p,
         g->rq_lo = (float)(p->requant.min - p->requant.zero);
         g->rq_hi = (float)(p->requant.max - p->requant.zero);
         if (!st)
-            st = device_alloc(&ctx->planes,
-                              (size_t)A->rows * (size_t)g->rq_bits * (size_t)g->rq_words32, err);
+            st = sdlk_cuda_alloc(&ctx->planes,
+                                 (size_t)A->rows * (size_t)g->rq_bits * (size_t)g->rq_words32,
+                                 "cudaMalloc (requantized planes)", err);
     }
     if (!st)
         st = sdlk_cuda_check(cudaFuncSetAttribute(p->bitop == SDLK_CUDA_BITOP_XOR

@@ -14,6 +14,33 @@ sdlk_status sdlk_cuda_check(cudaError_t rc, const char *what, sdlk_error *err);
  * "cuBLAS <what> failed (status <n>)". Only the status type is used: nothing links cuBLAS. */
 sdlk_status sdlk_cublas_check(cublasStatus_t rc, const char *what, sdlk_error *err);
 
+/* Device memory for `count` T (at least one, so that a kernel always gets a valid base
+ * address), filled from the host array `src` when it is not NULL; `what` names the
+ * transfer in an error. *dst is NULL when the allocation fails; after a failed copy it
+ * holds the block, freed with the rest by the caller's teardown. */
+template <class T>
+sdlk_status sdlk_cuda_upload(T **dst, const T *src, size_t count, const char *what,
+                             sdlk_error *err)
+{
+    *dst = nullptr;
+    void *block = nullptr;
+    sdlk_status st = sdlk_cuda_check(cudaMalloc(&block, (count ? count : 1) * sizeof(T)), what, err);
+    if (st)
+        return st;
+    *dst = static_cast<T *>(block);
+    if (src && count)
+        st = sdlk_cuda_check(cudaMemcpy(block, src, count * sizeof(T), cudaMemcpyHostToDevice),
+                             what, err);
+    return st;
+}
+
+/* The same without a copy: uninitialised device memory for `count` T. */
+template <class T>
+sdlk_status sdlk_cuda_alloc(T **dst, size_t count, const char *what, sdlk_error *err)
+{
+    return sdlk_cuda_upload(dst, static_cast<const T *>(nullptr), count, what, err);
+}
+
 /* Room for `cap` T that grows to the largest request and keeps nothing when it grows:
  * device memory, or page-locked host memory with Pinned (for asynchronous copies).
  * All zero (as from calloc) is the empty state. */

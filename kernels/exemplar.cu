@@ -374,19 +374,6 @@ extern "C" void sdlk_cuda_exemplar_prior_free(sdlk_cuda_exemplar_prior *prior)
     delete prior;
 }
 
-template <class T>
-static sdlk_status upload(T **dst, const T *src, size_t count, const char *what, sdlk_error *err)
-{
-    sdlk_status st =
-        sdlk_cuda_check(cudaMalloc(reinterpret_cast<void **>(dst), count * sizeof(T)), what, err);
-    if (st) {
-        *dst = nullptr;
-        return st;
-    }
-    return sdlk_cuda_check(cudaMemcpy(*dst, src, count * sizeof(T), cudaMemcpyHostToDevice), what,
-                           err);
-}
-
 extern "C" sdlk_status sdlk_cuda_exemplar_prior_upload(const float *patches, const float *half_norm,
                                                        const float *mean, int64_t n, int64_t dim,
                                                        sdlk_cuda_exemplar_prior **out,
@@ -403,13 +390,13 @@ extern "C" sdlk_status sdlk_cuda_exemplar_prior_upload(const float *patches, con
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "exemplar GPU: out of memory");
     p->n = n;
     p->dim = dim;
-    sdlk_status st = upload(&p->patches, patches, (size_t)(n * dim),
+    sdlk_status st = sdlk_cuda_upload(&p->patches, patches, (size_t)(n * dim),
                             "cudaMalloc/cudaMemcpy (exemplars)", err);
     if (!st)
-        st = upload(&p->half_norm, half_norm, (size_t)n,
+        st = sdlk_cuda_upload(&p->half_norm, half_norm, (size_t)n,
                     "cudaMalloc/cudaMemcpy (exemplar norms)", err);
     if (!st)
-        st = upload(&p->mean, mean, (size_t)dim, "cudaMalloc/cudaMemcpy (mean exemplar)", err);
+        st = sdlk_cuda_upload(&p->mean, mean, (size_t)dim, "cudaMalloc/cudaMemcpy (mean exemplar)", err);
     if (st) {
         sdlk_cuda_exemplar_prior_free(p);
         return st;

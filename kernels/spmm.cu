@@ -404,24 +404,6 @@ __global__ void zero_window_rows(float *y, const int32_t *windows, int64_t count
 
 namespace {
 
-/* cudaMalloc of at least 16 bytes (a zero-size request has no portable answer), then an
- * optional copy from the host. */
-sdlk_status device_upload(void **dst, const void *src, size_t bytes, sdlk_error *err)
-{
-    *dst = nullptr;
-    sdlk_status st = sdlk_cuda_check(cudaMalloc(dst, bytes ? bytes : 16), "cudaMalloc", err);
-    if (!st && src && bytes)
-        st = sdlk_cuda_check(cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice),
-                             "cudaMemcpy to the device", err);
-    return st;
-}
-
-template <typename T>
-sdlk_status upload(T **dst, const T *src, int64_t count, sdlk_error *err)
-{
-    return device_upload(reinterpret_cast<void **>(dst), src, (size_t)count * sizeof(T), err);
-}
-
 sdlk_status check_sizes(int64_t nodes, int64_t dim, sdlk_error *err)
 {
     if (dim < 1)
@@ -446,9 +428,9 @@ sdlk_status context_open(sdlk_cuda_spmm *ctx, context_kind kind, int64_t nodes, 
     if (!st)
         st = sdlk_cuda_check(cudaEventCreate(&ctx->stop), "cudaEventCreate", err);
     if (!st)
-        st = upload(&ctx->x, (const float *)nullptr, nodes * dim, err);
+        st = sdlk_cuda_alloc(&ctx->x, (size_t)(nodes * dim), "cudaMalloc (features)", err);
     if (!st)
-        st = upload(&ctx->y, (const float *)nullptr, nodes * dim, err);
+        st = sdlk_cuda_alloc(&ctx->y, (size_t)(nodes * dim), "cudaMalloc (output)", err);
     return st;
 }
 
@@ -640,15 +622,21 @@ sdlk_status create_condensed(const sdlk_sgt *sgt, const float *values, int64_t d
         (st = context_open(ctx, KIND_CONDENSED, sgt->nodes, dim, err)))
         return st;
     int64_t windows = sgt->window_count;
-    if ((st = upload(&ctx->window_tile_ptr, sgt->window_tile_ptr, windows + 1, err)) ||
-        (st = upload(&ctx->window_col_ptr, sgt->window_col_ptr, windows + 1, err)) ||
-        (st = upload(&ctx->window_cols, sgt->window_cols, sgt->distinct, err)) ||
-        (st = upload(&ctx->tile_nz_ptr, sgt->tile_nz_ptr, sgt->tile_count + 1, err)) ||
-        (st = upload(&ctx->tile_nz_pos, pos.data(), (int64_t)pos.size(), err)) ||
-        (st = upload(&ctx->items, items.data(), (int64_t)items.size(), err)) ||
-        (st = upload(&ctx->split_windows, split.data(), (int64_t)split.size(), err)))
+    if ((st = sdlk_cuda_upload(&ctx->window_tile_ptr, sgt->window_tile_ptr, (size_t)(windows + 1),
+                               "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->window_col_ptr, sgt->window_col_ptr, (size_t)(windows + 1),
+                               "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->window_cols, sgt->window_cols, (size_t)(sgt->distinct),
+                               "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->tile_nz_ptr, sgt->tile_nz_ptr, (size_t)(sgt->tile_count + 1),
+                               "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->tile_nz_pos, pos.data(), pos.size(), "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->items, items.data(), items.size(), "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->split_windows, split.data(), split.size(),
+                               "upload (graph)", err)))
         return st;
-    if (!all_ones && (st = upload(&ctx->tile_nz_value, tv.data(), (int64_t)tv.size(), err)))
+    if (!all_ones && (st = sdlk_cuda_upload(&ctx->tile_nz_value, tv.data(), tv.size(),
+                                            "upload (graph)", err)))
         return st;
     ctx->split_count = (int64_t)split.size();
     ctx->n_tiles = n_tiles;
@@ -712,9 +700,12 @@ sdlk_status create_cusparse(const sdlk_graph *g, const float *values, int64_t di
     const float *src = values ? values : g->values;
     for (int64_t k = 0; k < g->edges; k++)
         vals[(size_t)k] = src ? src[k] : 1.0f;
-    if ((st = upload(&ctx->csr_row_ptr, row_ptr.data(), g->nodes + 1, err)) ||
-        (st = upload(&ctx->csr_col_idx, g->col_idx, g->edges, err)) ||
-        (st = upload(&ctx->csr_values, vals.data(), g->edges, err)))
+    if ((st = sdlk_cuda_upload(&ctx->csr_row_ptr, row_ptr.data(), (size_t)(g->nodes + 1),
+                               "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->csr_col_idx, g->col_idx, (size_t)(g->edges),
+                               "upload (graph)", err)) ||
+        (st = sdlk_cuda_upload(&ctx->csr_values, vals.data(), (size_t)(g->edges),
+                               "upload (graph)", err)))
         return st;
     cusparse_api &f = ctx->api;
     if ((st = cusparse_check(ctx, f.create(&ctx->handle), "cusparseCreate", err)))
@@ -745,7 +736,8 @@ sdlk_status create_cusparse(const sdlk_graph *g, const float *values, int64_t di
                                                 CUDA_R_32F, CUSPARSE_SPMM_CSR_ALG2, &buffer_bytes),
                              "cusparseSpMM_bufferSize", err)))
         return st;
-    if ((st = device_upload(&ctx->buffer, nullptr, buffer_bytes, err)))
+    if ((st = sdlk_cuda_check(cudaMalloc(&ctx->buffer, buffer_bytes ? buffer_bytes : 16),
+                              "cudaMalloc (cuSPARSE buffer)", err)))
         return st;
     return uploads_done(err);
 }

@@ -774,18 +774,6 @@ sdlk_status run_chunk(sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
     return SDLK_OK;
 }
 
-sdlk_status upload(void **dst, const void *src, size_t bytes, sdlk_error *err)
-{
-    *dst = nullptr;
-    sdlk_status st = sdlk_cuda_check(cudaMalloc(dst, bytes ? bytes : 1), "cudaMalloc (key tables)", err);
-    if (st) {
-        *dst = nullptr;
-        return st;
-    }
-    return sdlk_cuda_check(cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (key tables)",
-                           err);
-}
-
 /* The key's chips regrouped for the kernels: the pilot chips grouped by pilot and the
  * chips of every group, each group in chip order (the CPU's order of addition). */
 struct key_tables {
@@ -871,16 +859,20 @@ extern "C" sdlk_status sdlk_cuda_wm_create(const sdlk_cuda_wm_key *key, sdlk_cud
         st = sdlk_cuda_check(cudaStreamCreateWithFlags(&wm->stream, cudaStreamNonBlocking),
                              "cudaStreamCreate", err);
     if (!st)
-        st = upload((void **)&wm->d_pilot_chips, kt.pilot_chips,
-                    sizeof(wm_pilot_chip) * (size_t)kt.n_pilot_chips, err);
+        st = sdlk_cuda_upload(&wm->d_pilot_chips, kt.pilot_chips, (size_t)kt.n_pilot_chips,
+                              "upload (key tables)", err);
     if (!st)
-        st = upload((void **)&wm->d_pilot_start, kt.pilot_start, sizeof kt.pilot_start, err);
+        st = sdlk_cuda_upload(&wm->d_pilot_start, kt.pilot_start, (size_t)PILOTS + 1,
+                              "upload (key tables)", err);
     if (!st)
-        st = upload((void **)&wm->d_group_chips, kt.group_chips, sizeof(int) * (size_t)key->chips, err);
+        st = sdlk_cuda_upload(&wm->d_group_chips, kt.group_chips, (size_t)key->chips,
+                              "upload (key tables)", err);
     if (!st)
-        st = upload((void **)&wm->d_group_start, kt.group_start, sizeof kt.group_start, err);
+        st = sdlk_cuda_upload(&wm->d_group_start, kt.group_start, (size_t)GROUPS + 1,
+                              "upload (key tables)", err);
     if (!st)
-        st = upload((void **)&wm->d_chip_sign, key->chip_sign, (size_t)key->chips, err);
+        st = sdlk_cuda_upload(&wm->d_chip_sign, key->chip_sign, (size_t)key->chips,
+                              "upload (key tables)", err);
     wm->n_pilot_chips = kt.n_pilot_chips;
     free(kt.pilot_chips);
     free(kt.group_chips);
