@@ -85,7 +85,7 @@ struct wm_params {
 
 /* Per-image strides of the per-scale scratch, in elements. */
 struct wm_strides {
-    size_t fold, tmp, tile, coefs, scores, band;
+    size_t fold, tmp, tile, coefs, scores, band, signs;
 };
 
 __device__ __forceinline__ int wrap_index(int i, int n)
@@ -332,8 +332,8 @@ __global__ void wm_equalize(const wm_geom *geom, const wm_state *state, int scal
  * group's sum is the CPU's sequence of additions. */
 __global__ void wm_search(const wm_geom *geom, const wm_state *state, int scale,
                           const float *coefs, size_t coef_stride, wm_score *scores,
-                          size_t score_stride, const wm_pilot_chip *chips, const int *pilot_start,
-                          wm_params p)
+                          size_t score_stride, uint64_t *signs, size_t sign_stride,
+                          const wm_pilot_chip *chips, const int *pilot_start, wm_params p)
 {
     const int img = blockIdx.y;
     if (!scale_live(geom[img], state[img], scale))
@@ -346,6 +346,7 @@ __global__ void wm_search(const wm_geom *geom, const wm_state *state, int scale,
     const float *band = coefs + img * coef_stride + (size_t)phase * p.nblocks * COEFS;
     int agree = 0;
     double corr = 0.0;
+    uint64_t positive = 0, nonzero = 0;
     for (int g = 0; g < PILOTS; g++) {
         float s = 0.f;
         for (int j = pilot_start[g]; j < pilot_start[g + 1]; j++) {
@@ -356,8 +357,16 @@ __global__ void wm_search(const wm_geom *geom, const wm_state *state, int scale,
         float v = __fmul_rn(s, p.pilot[g]);
         agree += v > 0.f;
         corr = __dadd_rn(corr, (double)v);
+        positive |= (uint64_t)(s > 0.f) << g;
+        nonzero |= (uint64_t)(s != 0.f) << g;
     }
     scores[img * score_stride + idx] = wm_score{agree, corr};
+    if (signs) { /* per image [scale][positive, nonzero][hypothesis] */
+        const size_t hyps = (size_t)PHASES * p.nblocks;
+        uint64_t *mine = signs + img * sign_stride + (size_t)scale * 2 * hyps;
+        mine[idx] = positive;
+        mine[hyps + idx] = nonzero;
+    }
 }
 
 /* (agree, corr, index) a beats b: the CPU's strict improvement, earlier index on ties. */
@@ -517,11 +526,12 @@ struct chunk_layout {
     size_t total_pixels, total_integral;
     wm_strides stride;
     /* device offsets */
-    size_t geom, state, luma, s1, s2, fold, tmp, tile, coefs, scores, band, soft, axes;
+    size_t geom, state, luma, s1, s2, fold, tmp, tile, coefs, scores, band, soft, signs, axes;
     size_t axis_first[SDLK_CUDA_WM_MAX_SCALES], axis_weight[SDLK_CUDA_WM_MAX_SCALES];
     size_t device_bytes;
+    bool want_signs;  /* some image asked for its hypotheses' pilot signs */
     /* pinned host offsets */
-    size_t h_geom, h_state, h_band, h_soft, host_bytes;
+    size_t h_geom, h_state, h_band, h_soft, h_signs, host_bytes;
 };
 
 void plan_chunk(const sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_scales,
@@ -547,6 +557,9 @@ void plan_chunk(const sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
     L->stride.coefs = (size_t)PHASES * nb * COEFS;
     L->stride.scores = (size_t)PHASES * nb;
     L->stride.band = (size_t)p.chips;
+    for (int i = 0; i < n; i++)
+        L->want_signs = L->want_signs || images[i].pilot_positive;
+    L->stride.signs = L->want_signs ? (size_t)n_scales * 2 * PHASES * nb : 0;
     size_t at = 0;
     auto take = [&at](size_t bytes) {
         size_t here = at;
@@ -566,6 +579,7 @@ void plan_chunk(const sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
     L->scores = take(N * L->stride.scores * sizeof(wm_score));
     L->band = take(N * L->stride.band * sizeof(float));
     L->soft = take(N * GROUPS * sizeof(float));
+    L->signs = take(N * L->stride.signs * sizeof(uint64_t));
     for (int s = 0; s < n_scales; s++) {
         if (scales[s].taps > 0) {
             L->axis_first[s] = take(T * sizeof(int));
@@ -578,6 +592,7 @@ void plan_chunk(const sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
     L->h_state = take(N * sizeof(wm_state));
     L->h_band = take(N * L->stride.band * sizeof(float));
     L->h_soft = take(N * GROUPS * sizeof(float));
+    L->h_signs = take(N * L->stride.signs * sizeof(uint64_t));
     L->host_bytes = at;
 }
 
@@ -664,9 +679,11 @@ sdlk_status enqueue_scale(sdlk_cuda_wm *wm, const chunk_layout &L, int scale,
     wm_equalize<<<dim3(blocks_for((size_t)PHASES * COEFS, 128), n), 128, 0, s>>>(
         geom, state, scale, coefs, L.stride.coefs, P, p);
     WM_LAUNCHED("wm_equalize");
+    uint64_t *signs = L.want_signs ? (uint64_t *)(base + L.signs) : nullptr;
     wm_search<<<dim3(blocks_for(hyps, 128), n), 128, 0, s>>>(geom, state, scale, coefs, L.stride.coefs,
-                                                             scores, L.stride.scores,
-                                                             wm->d_pilot_chips, wm->d_pilot_start, p);
+                                                             scores, L.stride.scores, signs,
+                                                             L.stride.signs, wm->d_pilot_chips,
+                                                             wm->d_pilot_start, p);
     WM_LAUNCHED("wm_search");
     wm_reduce<<<n, REDUCE_THREADS, 0, s>>>(geom, state, scale, scores, L.stride.scores, coefs,
                                            L.stride.coefs, band, L.stride.band, p);
@@ -756,6 +773,10 @@ sdlk_status run_chunk(sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
                              cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync (results)");
     WM_CHECK(cudaMemcpyAsync(h_soft, d_soft, (size_t)n * GROUPS * sizeof(float), cudaMemcpyDeviceToHost, s),
              "cudaMemcpyAsync (results)");
+    uint64_t *h_signs = (uint64_t *)(host + L.h_signs);
+    if (L.want_signs)
+        WM_CHECK(cudaMemcpyAsync(h_signs, base + L.signs, (size_t)n * L.stride.signs * sizeof(uint64_t),
+                                 cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync (pilot signs)");
     WM_CHECK(cudaStreamSynchronize(s), "cudaStreamSynchronize (watermark kernels)");
 
     for (int i = 0; i < n; i++) {
@@ -770,6 +791,22 @@ sdlk_status run_chunk(sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
         images[i].pilot_agree = r.best_agree;
         memcpy(images[i].blocks, h_band + (size_t)i * L.stride.band, L.stride.band * sizeof(float));
         memcpy(images[i].soft, h_soft + (size_t)i * GROUPS, GROUPS * sizeof(float));
+        /* The signs of every usable scale, when the search ran to its end (active: no
+         * early stop, so every usable scale was searched and none holds stale data). */
+        images[i].searched = 0;
+        if (images[i].pilot_positive && r.active) {
+            const size_t hyps = (size_t)PHASES * wm->params.nblocks;
+            const uint64_t *mine = h_signs + (size_t)i * L.stride.signs;
+            for (int sc = 0; sc < n_scales; sc++) {
+                if (!((images[i].usable_mask >> sc) & 1u))
+                    continue;
+                const uint64_t *at = mine + (size_t)sc * 2 * hyps;
+                memcpy(images[i].pilot_positive + images[i].searched, at, hyps * sizeof(uint64_t));
+                memcpy(images[i].pilot_nonzero + images[i].searched, at + hyps,
+                       hyps * sizeof(uint64_t));
+                images[i].searched += (int64_t)hyps;
+            }
+        }
     }
     return SDLK_OK;
 }

@@ -84,6 +84,11 @@ typedef struct sdlk_cuda_wm_image {
     int pilot_agree;                /* out */
     float *blocks;                  /* out: [chips] band at the kept hypothesis (caller's) */
     float *soft;                    /* out: [160] soft bits (caller's) */
+    uint64_t *pilot_positive;       /* out, or NULL: [usable scales x T^2] the pilot sum
+                                       signs of every hypothesis (wm.h, sdlk_wm_sync) */
+    uint64_t *pilot_nonzero;        /* out, with pilot_positive: the same, sums != 0 */
+    int64_t searched;               /* out: hypotheses in those; 0 when the search
+                                       stopped early (a detection: they are not needed) */
 } sdlk_cuda_wm_image;
 
 /* Create a stream, upload the key's tables. */

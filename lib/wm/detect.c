@@ -30,6 +30,7 @@ void sdlk_wm_detect_params_init(sdlk_wm_detect_params *p)
     p->n_scales = 5;
     memcpy(p->scales, defaults, sizeof defaults);
     p->fpr = SDLK_WM_DEFAULT_FPR;
+    p->decoys = SDLK_WM_DEFAULT_DECOYS;
     p->device = SDLK_DEVICE_CPU;
 }
 
@@ -123,6 +124,7 @@ void sdlk_wm_sync_free(sdlk_wm_sync *sync)
 {
     if (sync) {
         free(sync->blocks);
+        free(sync->pilot_positive);
         memset(sync, 0, sizeof *sync);
     }
 }
@@ -329,6 +331,7 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
              * sdlk_wm_locate), summed in a register from 0: the additions of a
              * scattered soft[group] += ..., without its store-to-load chains */
             hypothesis h = {0, 0.0};
+            uint64_t positive = 0, nonzero = 0;
             for (int g = 0; g < SDLK_WM_PILOT_BITS; g++) {
                 float soft = 0.f;
                 for (int i = wk->pilot_start[g]; i < wk->pilot_start[g + 1]; i++)
@@ -336,6 +339,13 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
                 float v = soft * key->pilot[g];
                 h.agree += v > 0.f;
                 h.corr += v;
+                positive |= (uint64_t)(soft > 0.f) << g;
+                nonzero |= (uint64_t)(soft != 0.f) << g;
+            }
+            if (sync->pilot_positive) {
+                sync->pilot_positive[sync->searched] = positive;
+                sync->pilot_nonzero[sync->searched] = nonzero;
+                sync->searched++;
             }
             if (better(h, *best)) {
                 *best = h;
@@ -392,6 +402,9 @@ sdlk_status wm_search_plan_make(int w, int h, const sdlk_wm_key *key,
         return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED, "image %dx%d is too small for the "
                               "resize factors searched (a factor s needs %d s pixels a side)",
                               w, h, t);
+    if (params->decoys < 0 || params->decoys > SDLK_WM_MAX_DECOYS)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "watermark: %d decoys (0 to %d)",
+                              params->decoys, SDLK_WM_MAX_DECOYS);
     plan->hypotheses = (int64_t)plan->usable * t * t;
     /* Stopping early is sound: the p-value is charged for every usable scale. */
     double log_fpr = log(params->fpr > 0.0 ? params->fpr : SDLK_WM_DEFAULT_FPR);
@@ -465,7 +478,14 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
     wk.pilot_offset = malloc(sizeof *wk.pilot_offset * (size_t)key->chips);
     wk.pilot_sign = malloc(sizeof *wk.pilot_sign * (size_t)key->chips);
     wk.periodic = malloc(sizeof *wk.periodic * (size_t)4 * nblocks * SDLK_WM_COEFS);
-    if (!folds_ok || !wk.tile || !wk.tmp || !wk.rowdct || !wk.coefs || !sync->blocks ||
+    int signs_ok = 1;
+    if (params->decoys > 0) {
+        sync->pilot_positive = malloc(sizeof *sync->pilot_positive * 2 * (size_t)plan.hypotheses);
+        signs_ok = sync->pilot_positive != NULL;
+        if (signs_ok)
+            sync->pilot_nonzero = sync->pilot_positive + plan.hypotheses;
+    }
+    if (!folds_ok || !signs_ok || !wk.tile || !wk.tmp || !wk.rowdct || !wk.coefs || !sync->blocks ||
         !wk.pilot_offset || !wk.pilot_sign || !wk.periodic ||
         wm_whiten(luma->data, w, h, WHITEN_RADIUS, WHITEN_FLOOR, fold_row, &wk) != 0) {
         locate_work_free(&wk);
@@ -540,9 +560,81 @@ void sdlk_wm_extract_soft(const sdlk_wm_sync *sync, const sdlk_wm_key *key,
         soft[g] = (float)(noise > 0.0 ? acc[g] / noise : 0.0);
 }
 
-void sdlk_wm_decode_decide(const sdlk_wm_key *key, const sdlk_wm_sync *sync,
-                           const float soft[SDLK_WM_GROUPS], double fpr, sdlk_wm_result *out)
+/* ---- the calibrated p-value (wm.h, "The reported p-value is calibrated") ---------- */
+
+static uint64_t splitmix_next(uint64_t *state)
 {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Best agreement of the pilot vector `pilots` over n hypotheses' signs: a pilot agrees
+ * where its sum is nonzero and has the pilot's sign (the search's `v > 0`). */
+static inline __attribute__((always_inline)) int
+best_agreement_body(const uint64_t *positive, const uint64_t *nonzero, int64_t n, uint64_t pilots)
+{
+    int best = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int agree = __builtin_popcountll(nonzero[i] & ~(positive[i] ^ pilots));
+        best = agree > best ? agree : best;
+    }
+    return best;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("popcnt"))) static int best_agreement_popcnt(const uint64_t *positive,
+                                                                   const uint64_t *nonzero,
+                                                                   int64_t n, uint64_t pilots)
+{
+    return best_agreement_body(positive, nonzero, n, pilots);
+}
+#endif
+
+int wm_best_agreement(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
+                      uint64_t pilots)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2"))
+        return wm_best_agreement_avx2(positive, nonzero, n, pilots);
+    if (__builtin_cpu_supports("popcnt"))
+        return best_agreement_popcnt(positive, nonzero, n, pilots);
+#endif
+    return best_agreement_body(positive, nonzero, n, pilots);
+}
+
+double sdlk_wm_decoy_p(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
+                       uint64_t pilots, int decoys, uint64_t seed)
+{
+    int observed = wm_best_agreement(positive, nonzero, n, pilots);
+    /* U comes from the signs themselves (an order-free fold), so the same image and key
+     * give the same p-value on every device and in every run */
+    uint64_t fold = seed ^ (uint64_t)n;
+    for (int64_t i = 0; i < n; i++)
+        fold ^= (positive[i] * 0x9e3779b97f4a7c15ull + (positive[i] >> 29)) ^
+                (nonzero[i] * 0xc2b2ae3d27d4eb4full);
+    uint64_t decoy_state = seed;
+    int above = 0, equal = 0;
+    for (int d = 0; d < decoys; d++) {
+        int best = wm_best_agreement(positive, nonzero, n, splitmix_next(&decoy_state));
+        above += best > observed;
+        equal += best == observed;
+    }
+    double u = ((double)(splitmix_next(&fold) >> 11) + 1.0) * 0x1p-53; /* (0, 1] */
+    return (above + u * (equal + 1)) / (decoys + 1);
+}
+
+void sdlk_wm_decode_decide(const sdlk_wm_key *key, const sdlk_wm_sync *sync,
+                           const float soft[SDLK_WM_GROUPS],
+                           const sdlk_wm_detect_params *params, sdlk_wm_result *out)
+{
+    sdlk_wm_detect_params defaults;
+    if (!params) {
+        sdlk_wm_detect_params_init(&defaults);
+        params = &defaults;
+    }
+    const double fpr = params->fpr;
     memset(out, 0, sizeof *out);
     out->pilots = SDLK_WM_PILOT_BITS;
     out->pilot_agree = sync->pilot_agree;
@@ -550,9 +642,23 @@ void sdlk_wm_decode_decide(const sdlk_wm_key *key, const sdlk_wm_sync *sync,
                    sdlk_wm_log_binom_tail(SDLK_WM_PILOT_BITS, sync->pilot_agree);
     if (log_p > 0.0)
         log_p = 0.0;
+    out->p_bound = exp(log_p);
+    out->detected = sync->hypotheses > 0 && log_p <= log(fpr);
+    /* Not detected: the search ran to its end, so every hypothesis's signs are there
+     * (a search that stopped early did so on a bound <= fpr, i.e. a detection). */
+    if (!out->detected && params->decoys > 0 && sync->pilot_positive &&
+        sync->searched == sync->hypotheses) {
+        uint64_t pilots = 0;
+        for (int g = 0; g < SDLK_WM_PILOT_BITS; g++)
+            pilots |= (uint64_t)(key->pilot[g] > 0) << g;
+        double p_mc = sdlk_wm_decoy_p(sync->pilot_positive, sync->pilot_nonzero,
+                                      sync->searched, pilots, params->decoys, key->decoy_seed);
+        double p = fpr + (1.0 - fpr) * p_mc;
+        log_p = log(p);
+        out->decoys = params->decoys;
+    }
     out->log10_p = log_p / log(10.0);
     out->p_value = exp(log_p);
-    out->detected = sync->hypotheses > 0 && log_p <= log(fpr);
 
     /* hard coded bits, and byte reliabilities = the weakest bit of the byte */
     uint8_t hard[SDLK_WM_CODE_BYTES] = {0};
@@ -648,7 +754,7 @@ sdlk_status sdlk_wm_detect(const sdlk_tensor *img, const sdlk_wm_key *key,
     sdlk_wm_plane_free(&luma);
     if (st != SDLK_OK)
         return st;
-    sdlk_wm_decode_decide(key, s, soft, params->fpr, out);
+    sdlk_wm_decode_decide(key, s, soft, params, out);
     if (!sync)
         sdlk_wm_sync_free(&local);
     return SDLK_OK;

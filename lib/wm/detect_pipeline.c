@@ -131,7 +131,7 @@ static sdlk_status stage_decide(void *ctx, void *p, int worker, sdlk_error *err)
     const sdlk_wm_det_ctx *c = ctx;
     sdlk_wm_det_item *item = p;
     uint64_t t0 = sdlk_now_ns();
-    sdlk_wm_decode_decide(c->key, &item->sync, item->soft, c->params.fpr, &item->result);
+    sdlk_wm_decode_decide(c->key, &item->sync, item->soft, &c->params, &item->result);
     item->seconds += sdlk_seconds_since(t0);
     return SDLK_OK;
 }

@@ -122,7 +122,7 @@ static void extract_item(const sdlk_wm_det_run *run, sdlk_wm_det_item *item)
 
 static void decide_item(const sdlk_wm_det_run *run, sdlk_wm_det_item *item)
 {
-    sdlk_wm_decode_decide(run->ctx->key, &item->sync, item->soft, run->ctx->params.fpr,
+    sdlk_wm_decode_decide(run->ctx->key, &item->sync, item->soft, &run->ctx->params,
                           &item->result);
 }
 

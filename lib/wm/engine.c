@@ -173,7 +173,13 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
         if (t->status != SDLK_OK)
             continue;
         t->sync->blocks = malloc(sizeof *t->sync->blocks * band);
-        if (!t->sync->blocks) {
+        if (params->decoys > 0) {
+            t->sync->pilot_positive = malloc(sizeof *t->sync->pilot_positive * 2 *
+                                             (size_t)plans[i].hypotheses);
+            if (t->sync->pilot_positive)
+                t->sync->pilot_nonzero = t->sync->pilot_positive + plans[i].hypotheses;
+        }
+        if (!t->sync->blocks || (params->decoys > 0 && !t->sync->pilot_positive)) {
             st = sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark: out of memory");
             break;
         }
@@ -187,6 +193,8 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
         memcpy(im->stop, plans[i].stop, sizeof im->stop);
         im->blocks = t->sync->blocks;
         im->soft = t->soft;
+        im->pilot_positive = t->sync->pilot_positive;
+        im->pilot_nonzero = t->sync->pilot_nonzero;
         which[valid++] = i;
     }
     if (st == SDLK_OK && valid > 0)
@@ -202,6 +210,7 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
         sync->offset_x = im->offset_x;
         sync->pilot_agree = im->pilot_agree;
         sync->hypotheses = plan->hypotheses;
+        sync->searched = im->searched;
         sync->tiles = (double)((size_t)im->width * im->height) / ((double)p * p);
     }
     gpu_scales_free(&gs);

@@ -235,6 +235,8 @@ sdlk_status sdlk_wm_key_derive(const void *secret, size_t len, int tile, sdlk_wm
         key->chip_sign[i] = (xoshiro_next(&g) >> 63) ? 1 : -1;
     for (int i = 0; i < SDLK_WM_PILOT_BITS; i++)
         key->pilot[i] = (xoshiro_next(&g) >> 63) ? 1 : -1;
+    /* drawn last, so every earlier draw (and every mark ever embedded) is unchanged */
+    key->decoy_seed = xoshiro_next(&g);
     free(order);
     return SDLK_OK;
 }

@@ -80,6 +80,15 @@ typedef struct wm_whiten_rows {
 void wm_whiten_row_portable(const wm_whiten_rows *rows, int x_begin, int x_end);
 void wm_whiten_row_avx2(const wm_whiten_rows *rows, int x_begin, int x_end);
 
+/* max over i < n of popcount(nonzero[i] & ~(positive[i] ^ pilots)) (0 when n = 0): the
+ * best pilot agreement of the pilot vector `pilots` over a search's hypotheses
+ * (sdlk_wm_decoy_p). wm_best_agreement picks the AVX2 twin, the popcnt build or the
+ * portable loop at run time; call the AVX2 one only when __builtin_cpu_supports("avx2"). */
+int wm_best_agreement(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
+                      uint64_t pilots);
+int wm_best_agreement_avx2(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
+                           uint64_t pilots);
+
 /* One axis of a cyclic resampling from period in_n to out_n with a tent kernel whose
  * support grows with the reduction (plain linear interpolation when enlarging): for
  * output i, the weights over input taps [first[i], first[i] + taps). */

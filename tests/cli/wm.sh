@@ -78,7 +78,20 @@ lines = [json.loads(l) for l in open(sys.argv[1])]
 marked, orig = lines[:3], lines[3]
 for o in marked:
     assert o["ok"] and o["detected"] and o["message"] == "0123456789ab" and o["p_value"] <= 1e-6, o
+    assert o["decoys"] == 0 and o["p_value"] == o["p_bound"], o  # detected: the bound
 assert orig["ok"] and not orig["detected"] and orig["message"] is None and orig["p_value"] > 1e-6, orig
+assert orig["decoys"] == 99 and 1e-6 < orig["p_value"] <= 1 and 0 < orig["p_bound"] <= 1, orig
+PYEOF
+    # --decoys 0: the bound for every image, the same decisions
+    "$DETECT" -k "open sesame" --json -q --decoys 0 "$WORK/out" "$WORK/in/camera.png" >"$WORK/bound.json" ||
+        fail "detect --decoys 0 exited $?"
+    "$PY" - "$WORK/report.json" "$WORK/bound.json" <<'PYEOF' || fail "--decoys 0 changed a decision or kept decoys"
+import json, sys
+calibrated = [json.loads(l) for l in open(sys.argv[1])]
+bound = [json.loads(l) for l in open(sys.argv[2])]
+for c, b in zip(calibrated, bound):
+    assert b["decoys"] == 0 and b["p_value"] == b["p_bound"] == c["p_bound"], (c, b)
+    assert b["detected"] == c["detected"] and b["message"] == c["message"], (c, b)
 PYEOF
     "$PY" -m json.tool --json-lines "$WORK/report.json" >/dev/null 2>&1 ||
         "$PY" -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$WORK/report.json" ||
@@ -182,6 +195,8 @@ usage_case "embed -o with two inputs" "$EMBED" -k a -m 0123456789ab -o "$WORK/x.
 usage_case "embed without input" "$EMBED" -k a -m 0123456789ab
 usage_case "detect without key" "$DETECT" "$WORK/in/coins.png"
 usage_case "detect bad fpr" "$DETECT" -k a --fpr 2 "$WORK/in/coins.png"
+usage_case "detect bad decoys" "$DETECT" -k a --decoys -1 "$WORK/in/coins.png"
+usage_case "detect too many decoys" "$DETECT" -k a --decoys 10000 "$WORK/in/coins.png"
 usage_case "detect bad scales" "$DETECT" -k a --scales 1,x "$WORK/in/coins.png"
 usage_case "detect bad pipeline" "$DETECT" -k a --pipeline warp "$WORK/in/coins.png"
 usage_case "detect without input" "$DETECT" -k a

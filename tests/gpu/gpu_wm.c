@@ -219,7 +219,7 @@ static int run_engine(sdlk_wm_engine *engine, const sdlk_wm_key *key, sdlk_wm_pl
     for (int i = 0; i < n; i++) {
         out[i].task = tasks[i];
         if (st == SDLK_OK && tasks[i].status == SDLK_OK)
-            sdlk_wm_decode_decide(key, &out[i].sync, out[i].soft, params.fpr, &out[i].result);
+            sdlk_wm_decode_decide(key, &out[i].sync, out[i].soft, &params, &out[i].result);
     }
     free(tasks);
     if (st != SDLK_OK) {

@@ -48,6 +48,24 @@ static double rng_unit(uint64_t *s)
     return ((rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
 }
 
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* sup |F_n(x) - x| of p[0..n) (sorted in place) from the uniform distribution. */
+static double ks_from_uniform(double *p, int n)
+{
+    qsort(p, (size_t)n, sizeof *p, compare_doubles);
+    double d = 0.0;
+    for (int i = 0; i < n; i++) {
+        d = fmax(d, (double)(i + 1) / n - p[i]);
+        d = fmax(d, p[i] - (double)i / n);
+    }
+    return d;
+}
+
 /* ---- attacks -------------------------------------------------------------------------- */
 
 static void attack_crop(const sdlk_tensor *img, int y0, int x0, int h, int w, sdlk_tensor *out)
@@ -515,7 +533,9 @@ START_TEST(test_false_positives)
     params.n_scales = 1;
     uint64_t seed = 12345;
     int trials = 1200, below_01 = 0, below_05 = 0, detections = 0;
-    double min_p = 1;
+    int bound_01 = 0, bound_05 = 0;
+    double min_p = 1, *p_values = malloc(sizeof *p_values * (size_t)trials);
+    ck_assert_ptr_nonnull(p_values);
     for (int t = 0; t < trials; t++) {
         const sdlk_tensor *img = &imgs[t % 4];
         int h = (int)img->shape[0], w = (int)img->shape[1];
@@ -534,20 +554,114 @@ START_TEST(test_false_positives)
         ck_assert_msg(sdlk_wm_detect(&crop, &key, &params, &r, NULL, &err) == SDLK_OK, "%s", err.msg);
         below_01 += r.p_value <= 0.1;
         below_05 += r.p_value <= 0.5;
+        bound_01 += r.p_bound <= 0.1;
+        bound_05 += r.p_bound <= 0.5;
+        ck_assert_int_eq(r.decoys, params.decoys);      /* calibrated when not detected */
+        ck_assert(r.p_value > params.fpr && r.p_value <= 1.0);
+        ck_assert_double_eq_tol(r.log10_p, log10(r.p_value), 1e-9);
+        p_values[t] = r.p_value;
         detections += r.detected;
         if (r.p_value < min_p)
             min_p = r.p_value;
         sdlk_wm_key_free(&key);
         sdlk_tensor_free(&crop);
     }
+    double ks = ks_from_uniform(p_values, trials);
     printf("unmarked: %d trials, %d detections at 1e-6, min p %.3g, P[p<=0.1] = %.4f, "
-           "P[p<=0.5] = %.4f\n", trials, detections, min_p, (double)below_01 / trials,
-           (double)below_05 / trials);
+           "P[p<=0.5] = %.4f, KS distance from uniform %.4f; Bonferroni bound: P[<=0.1] = "
+           "%.4f, P[<=0.5] = %.4f\n", trials, detections, min_p, (double)below_01 / trials,
+           (double)below_05 / trials, ks, (double)bound_01 / trials, (double)bound_05 / trials);
     ck_assert_int_eq(detections, 0);
-    ck_assert(below_01 <= 0.1 * trials + 4 * sqrt(trials * 0.1 * 0.9));
-    ck_assert(below_05 <= 0.5 * trials + 4 * sqrt(trials * 0.5 * 0.5));
+    /* the calibrated p-value is uniform: both tails within 4 sigma, and the KS distance
+     * below its 1 % critical value 1.63 / sqrt(n) */
+    ck_assert(fabs(below_01 - 0.1 * trials) <= 4 * sqrt(trials * 0.1 * 0.9));
+    ck_assert(fabs(below_05 - 0.5 * trials) <= 4 * sqrt(trials * 0.5 * 0.5));
+    ck_assert_msg(ks <= 1.63 / sqrt(trials), "KS %.4f", ks);
+    /* the bound stays valid (and is conservative: far fewer below 0.5) */
+    ck_assert(bound_01 <= 0.1 * trials + 4 * sqrt(trials * 0.1 * 0.9));
+    ck_assert(bound_05 <= 0.5 * trials + 4 * sqrt(trials * 0.5 * 0.5));
+    free(p_values);
     for (int p = 0; p < 4; p++)
         sdlk_tensor_free(&imgs[p]);
+}
+END_TEST
+
+/* ---- the calibrated p-value ------------------------------------------------------ */
+
+/* The agreement scan against the obvious bit-by-bit loop, at lengths around the AVX2
+ * kernel's 8-hypothesis step, with zero sums (nonzero bits clear) mixed in. */
+START_TEST(test_decoy_agreement)
+{
+    uint64_t seed = 99;
+    const int64_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 1003};
+    for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+        int64_t n = lengths[l];
+        uint64_t *positive = malloc(sizeof *positive * (size_t)(n + 1));
+        uint64_t *nonzero = malloc(sizeof *nonzero * (size_t)(n + 1));
+        ck_assert(positive && nonzero);
+        for (int64_t i = 0; i < n; i++) {
+            positive[i] = rng_next(&seed);
+            nonzero[i] = rng_next(&seed) | rng_next(&seed); /* a quarter of the bits zero */
+        }
+        for (int trial = 0; trial < 20; trial++) {
+            uint64_t pilots = rng_next(&seed);
+            int expect = 0;
+            for (int64_t i = 0; i < n; i++) {
+                int agree = 0;
+                for (int g = 0; g < 64; g++) {
+                    int pos = (positive[i] >> g) & 1, nz = (nonzero[i] >> g) & 1;
+                    agree += nz && pos == (int)((pilots >> g) & 1);
+                }
+                expect = agree > expect ? agree : expect;
+            }
+            ck_assert_int_eq(wm_best_agreement(positive, nonzero, n, pilots), expect);
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (__builtin_cpu_supports("avx2"))
+                ck_assert_int_eq(wm_best_agreement_avx2(positive, nonzero, n, pilots), expect);
+#endif
+        }
+        free(positive);
+        free(nonzero);
+    }
+}
+END_TEST
+
+/* Under the null the key's pilots are fair coins independent of the hypotheses' signs:
+ * then the calibrated p is uniform on (0, 1], whatever the signs look like (here a
+ * different random set of strongly correlated hypotheses per trial). At the extremes it
+ * is as small as the decoys allow, or anywhere in (0, 1] when nothing can agree. */
+START_TEST(test_decoy_p_uniform)
+{
+    enum { TRIALS = 3000, HYPS = 48, DECOYS = 19 };
+    uint64_t seed = 4242, positive[HYPS], nonzero[HYPS];
+    double *p = malloc(sizeof *p * TRIALS);
+    ck_assert_ptr_nonnull(p);
+    for (int t = 0; t < TRIALS; t++) {
+        uint64_t base = rng_next(&seed);
+        for (int i = 0; i < HYPS; i++) { /* neighbours of one sign vector: correlated */
+            positive[i] = base ^ (rng_next(&seed) & rng_next(&seed) & rng_next(&seed));
+            nonzero[i] = ~(rng_next(&seed) & rng_next(&seed) & rng_next(&seed) & rng_next(&seed));
+        }
+        p[t] = sdlk_wm_decoy_p(positive, nonzero, HYPS, rng_next(&seed), DECOYS, rng_next(&seed));
+        ck_assert(p[t] > 0.0 && p[t] <= 1.0);
+    }
+    double ks = ks_from_uniform(p, TRIALS);
+    ck_assert_msg(ks <= 1.63 / sqrt(TRIALS), "KS distance %.4f from uniform", ks);
+    free(p);
+
+    /* the pilots themselves among the hypotheses: no decoy reaches 64 */
+    for (int i = 0; i < HYPS; i++) {
+        positive[i] = rng_next(&seed);
+        nonzero[i] = ~0ull;
+    }
+    double strong = sdlk_wm_decoy_p(positive, nonzero, HYPS, positive[7], DECOYS, 1);
+    ck_assert(strong > 0.0 && strong <= 1.0 / (DECOYS + 1));
+    /* and the same p for the same input (reproducible) */
+    ck_assert(sdlk_wm_decoy_p(positive, nonzero, HYPS, positive[7], DECOYS, 1) == strong);
+    /* every sum zero: all agreements 0, every decoy ties, p = U in (0, 1] */
+    memset(nonzero, 0, sizeof nonzero);
+    double none = sdlk_wm_decoy_p(positive, nonzero, HYPS, positive[7], DECOYS, 1);
+    ck_assert(none > 0.0 && none <= 1.0);
 }
 END_TEST
 
@@ -803,5 +917,6 @@ int main(void)
 {
     return UNIT_RUN("wm", test_rs_capability, test_binomial_tail, test_key_and_message,
                     test_band_nyquist, test_metrics, test_embed_detect_photos, test_embed_depth_alpha,
-                    test_false_positives, test_device_option, test_decode_stage_luma);
+                    test_false_positives, test_decoy_agreement, test_decoy_p_uniform,
+                    test_device_option, test_decode_stage_luma);
 }

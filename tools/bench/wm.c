@@ -482,6 +482,32 @@ static sdlk_status run_fp(void *ctx, sdlk_error *err)
     return SDLK_OK;
 }
 
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Kolmogorov-Smirnov distance sup |F_n(p) - p| of the results' p-values (or, with
+ * `bound`, their Bonferroni bounds) from the uniform distribution on [0, 1]. */
+static double ks_uniform(const sdlk_wm_result *res, int n, int bound)
+{
+    double *p = malloc(sizeof *p * (size_t)(n ? n : 1));
+    if (!p)
+        return 1.0;
+    for (int i = 0; i < n; i++)
+        p[i] = bound ? res[i].p_bound : res[i].p_value;
+    qsort(p, (size_t)n, sizeof *p, compare_double);
+    double d = 0.0;
+    for (int i = 0; i < n; i++) {
+        double above = (double)(i + 1) / n - p[i], below = p[i] - (double)i / n;
+        d = above > d ? above : d;
+        d = below > d ? below : d;
+    }
+    free(p);
+    return d;
+}
+
 static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report, sdlk_error *err)
 {
     const int trials = s->opt->quick ? FP_TRIALS_QUICK : FP_TRIALS;
@@ -528,7 +554,7 @@ static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report,
         st = run_fp(&all, err);
     double all_s = sdlk_seconds_since(t0);
     int below[3] = {0, 0, 0};
-    double min_p = 1.0;
+    double min_p = 1.0, ks = 1.0, ks_bound = 1.0;
     for (int t = 0; st == SDLK_OK && t < trials; t++) {
         double p = res[t].p_value;
         below[0] += p < 0.01;
@@ -536,11 +562,18 @@ static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report,
         below[2] += p < 0.5;
         min_p = p < min_p ? p : min_p;
     }
-    if (st == SDLK_OK)
+    if (st == SDLK_OK) {
+        /* Kolmogorov-Smirnov distance of the p-values, and of the Bonferroni bounds, from
+         * the uniform distribution; 1.36 / sqrt(n) is the 5 % critical value */
+        ks = ks_uniform(res, trials, 0);
+        ks_bound = ks_uniform(res, trials, 1);
         bench_log(s->opt, FAMILY,
                   "false positives: %d of %d random-key trials detected (%d whole photos, %d "
-                  "on marked photos with a wrong key) in %.1f s; min p %.3g",
-                  all.detected, trials, whole, wrong_key, all_s, min_p);
+                  "on marked photos with a wrong key) in %.1f s; min p %.3g; KS distance "
+                  "from uniform %.4f (Bonferroni bound %.4f; 5 %% critical %.4f)",
+                  all.detected, trials, whole, wrong_key, all_s, min_p, ks, ks_bound,
+                  1.36 / sqrt((double)trials));
+    }
     /* the timed row: a sample of the crops with random keys vs the same crops of marked
      * photos with the embedding key */
     int sample = 0;
@@ -583,9 +616,10 @@ static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report,
                                     .errs = serr + FP_TIMED}};
     if (st == SDLK_OK) {
         char name[96];
-        snprintf(name, sizeof name, "false pos: %d/%d, rate %.2g vs 1e-6; p<.01/.1/.5: %.3f/%.3f/%.3f",
+        snprintf(name, sizeof name, "false pos: %d/%d, rate %.2g vs 1e-6; p<.01/.1/.5: "
+                 "%.3f/%.3f/%.3f, KS %.3f",
                  all.detected, trials, (double)all.detected / trials, (double)below[0] / trials,
-                 (double)below[1] / trials, (double)below[2] / trials);
+                 (double)below[1] / trials, (double)below[2] / trials, ks);
         st = sdlk_bench_compare(report, FAMILY, name, run_fp, &neg,
                                 "same crops marked, right key", run_fp, &pos, (double)sample,
                                 "img/s", 1.0, s->opt->reps, err);
@@ -593,9 +627,11 @@ static sdlk_status bench_false_positives(wm_state *s, sdlk_bench_report *report,
     if (st == SDLK_OK) {
         sdlk_bench_report_note(
             report, "%d keys: %d photos + %d %dx%d crops, half marked (wrong key); 0 FP %s; "
-                    "p: Bonferroni bound; timed: %d crops (%d detected w/ right key)",
+                    "p: %d decoys, uniform %s (KS %.4f vs 5%% critical %.4f; Bonferroni bound "
+                    "alone: KS %.3f); timed: %d crops (%d detected w/ right key)",
             trials, whole, trials - whole, FP_CROP, FP_CROP, all.detected == 0 ? "met" : "NOT met",
-            sample, pos.detected);
+            s->params.decoys, ks <= 1.36 / sqrt((double)trials) ? "met" : "NOT met", ks,
+            1.36 / sqrt((double)trials), ks_bound, sample, pos.detected);
     }
     for (int t = 0; t < n_keys; t++)
         sdlk_wm_key_free(&keys[t]);
