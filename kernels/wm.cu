@@ -811,51 +811,34 @@ sdlk_status run_chunk(sdlk_cuda_wm *wm, const sdlk_cuda_wm_scale *scales, int n_
     return SDLK_OK;
 }
 
-/* The key's chips regrouped for the kernels: the pilot chips grouped by pilot and the
- * chips of every group, each group in chip order (the CPU's order of addition). */
-struct key_tables {
+/* The pilot chips as the search kernel reads them: the key's grouping (sdlk_wm_key:
+ * each group in chip order, the CPU's order of addition) of the groups from coded_bits
+ * on, with each chip's pattern block, band index and sign. */
+struct pilot_tables {
     wm_pilot_chip *pilot_chips;
     int pilot_start[PILOTS + 1];
-    int *group_chips;
-    int group_start[GROUPS + 1];
     int n_pilot_chips;
 };
 
-sdlk_status build_tables(const sdlk_cuda_wm_key *key, key_tables *kt, sdlk_error *err)
+sdlk_status build_pilot_tables(const sdlk_cuda_wm_key *key, pilot_tables *pt, sdlk_error *err)
 {
-    memset(kt, 0, sizeof *kt);
-    kt->pilot_chips = (wm_pilot_chip *)malloc(sizeof(wm_pilot_chip) * (size_t)key->chips);
-    kt->group_chips = (int *)malloc(sizeof(int) * (size_t)key->chips);
-    if (!kt->pilot_chips || !kt->group_chips)
+    memset(pt, 0, sizeof *pt);
+    const int first = key->group_start[key->coded_bits];
+    pt->n_pilot_chips = key->group_start[GROUPS] - first;
+    pt->pilot_chips = (wm_pilot_chip *)malloc(sizeof(wm_pilot_chip) *
+                                              (size_t)(pt->n_pilot_chips ? pt->n_pilot_chips : 1));
+    if (!pt->pilot_chips)
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark GPU: out of memory for key tables");
-    int count[GROUPS] = {0};
-    for (int c = 0; c < key->chips; c++) {
-        if (key->chip_group[c] >= GROUPS)
-            return sdlk_error_set(err, SDLK_ERR_INTERNAL, "watermark key: chip %d in group %d", c,
-                                  key->chip_group[c]);
-        count[key->chip_group[c]]++;
-    }
-    kt->group_start[0] = 0;
-    for (int g = 0; g < GROUPS; g++)
-        kt->group_start[g + 1] = kt->group_start[g] + count[g];
-    int fill[GROUPS];
-    memcpy(fill, kt->group_start, sizeof fill);
-    for (int c = 0; c < key->chips; c++)
-        kt->group_chips[fill[key->chip_group[c]]++] = c;
-    /* pilots are the groups from coded_bits on */
-    kt->pilot_start[0] = 0;
-    for (int g = 0; g < PILOTS; g++) {
-        int group = key->coded_bits + g;
-        for (int j = kt->group_start[group]; j < kt->group_start[group + 1]; j++) {
-            int c = kt->group_chips[j], b = c / COEFS;
-            wm_pilot_chip pc;
-            pc.by = (uint16_t)(b / key->blocks_per_side);
-            pc.bx = (uint16_t)(b % key->blocks_per_side);
-            pc.coef = (uint16_t)(c % COEFS);
-            pc.sign = (float)key->chip_sign[c];
-            kt->pilot_chips[kt->n_pilot_chips++] = pc;
-        }
-        kt->pilot_start[g + 1] = kt->n_pilot_chips;
+    for (int g = 0; g <= PILOTS; g++)
+        pt->pilot_start[g] = key->group_start[key->coded_bits + g] - first;
+    for (int k = 0; k < pt->n_pilot_chips; k++) {
+        int c = key->group_chip[first + k], b = c / COEFS;
+        wm_pilot_chip pc;
+        pc.by = (uint16_t)(b / key->blocks_per_side);
+        pc.bx = (uint16_t)(b % key->blocks_per_side);
+        pc.coef = (uint16_t)(c % COEFS);
+        pc.sign = (float)key->chip_sign[c];
+        pt->pilot_chips[k] = pc;
     }
     return SDLK_OK;
 }
@@ -868,7 +851,8 @@ extern "C" sdlk_status sdlk_cuda_wm_create(const sdlk_cuda_wm_key *key, sdlk_cud
     *out = nullptr;
     if (key->tile < 8 || key->tile % 8 || key->blocks_per_side * 8 != key->tile ||
         key->chips != key->blocks_per_side * key->blocks_per_side * COEFS ||
-        key->coded_bits + PILOTS != GROUPS)
+        key->coded_bits + PILOTS != GROUPS || key->group_start[0] != 0 ||
+        key->group_start[GROUPS] != key->chips)
         return sdlk_error_set(err, SDLK_ERR_ARG, "watermark GPU: inconsistent key (tile %d, %d chips)",
                               key->tile, key->chips);
     sdlk_cuda_wm *wm = (sdlk_cuda_wm *)calloc(1, sizeof *wm);
@@ -890,29 +874,28 @@ extern "C" sdlk_status sdlk_cuda_wm_create(const sdlk_cuda_wm_key *key, sdlk_cud
     for (int g = 0; g < PILOTS; g++)
         p.pilot[g] = (float)key->pilot[g];
 
-    key_tables kt;
-    sdlk_status st = build_tables(key, &kt, err);
+    pilot_tables pt;
+    sdlk_status st = build_pilot_tables(key, &pt, err);
     if (!st)
         st = sdlk_cuda_check(cudaStreamCreateWithFlags(&wm->stream, cudaStreamNonBlocking),
                              "cudaStreamCreate", err);
     if (!st)
-        st = sdlk_cuda_upload(&wm->d_pilot_chips, kt.pilot_chips, (size_t)kt.n_pilot_chips,
+        st = sdlk_cuda_upload(&wm->d_pilot_chips, pt.pilot_chips, (size_t)pt.n_pilot_chips,
                               "upload (key tables)", err);
     if (!st)
-        st = sdlk_cuda_upload(&wm->d_pilot_start, kt.pilot_start, (size_t)PILOTS + 1,
+        st = sdlk_cuda_upload(&wm->d_pilot_start, pt.pilot_start, (size_t)PILOTS + 1,
                               "upload (key tables)", err);
     if (!st)
-        st = sdlk_cuda_upload(&wm->d_group_chips, kt.group_chips, (size_t)key->chips,
+        st = sdlk_cuda_upload(&wm->d_group_chips, key->group_chip, (size_t)key->chips,
                               "upload (key tables)", err);
     if (!st)
-        st = sdlk_cuda_upload(&wm->d_group_start, kt.group_start, (size_t)GROUPS + 1,
+        st = sdlk_cuda_upload(&wm->d_group_start, key->group_start, (size_t)GROUPS + 1,
                               "upload (key tables)", err);
     if (!st)
         st = sdlk_cuda_upload(&wm->d_chip_sign, key->chip_sign, (size_t)key->chips,
                               "upload (key tables)", err);
-    wm->n_pilot_chips = kt.n_pilot_chips;
-    free(kt.pilot_chips);
-    free(kt.group_chips);
+    wm->n_pilot_chips = pt.n_pilot_chips;
+    free(pt.pilot_chips);
     if (st) {
         sdlk_cuda_wm_destroy(wm);
         return st;

@@ -52,8 +52,10 @@ typedef struct sdlk_cuda_wm_key {
     int tile;                       /* T, multiple of 8 */
     int blocks_per_side;            /* T / 8 */
     int chips;                      /* (T/8)^2 * 12 */
-    const uint16_t *chip_group;     /* [chips] */
     const int8_t *chip_sign;        /* [chips] */
+    const int *group_start;         /* [161]: group g's chips are group_chip[group_start[g]
+                                       .. group_start[g + 1]) (sdlk_wm_key) */
+    const int *group_chip;          /* [chips]: the chips by group, each in chip order */
     const int8_t *pilot;            /* [64] */
     const float *dct;               /* [8][8] row-major, dct[u * 8 + x] */
     const uint8_t *coef_u, *coef_v; /* [12] */

@@ -493,23 +493,18 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark: out of memory for a %dx%d image",
                               w, h);
     }
-    /* the pilot chips grouped by pilot (a stable counting sort: chip order within each) */
-    for (int i = 0; i < key->chips; i++)
-        if (key->chip_group[i] >= SDLK_WM_CODED_BITS)
-            wk.pilot_start[key->chip_group[i] - SDLK_WM_CODED_BITS + 1]++;
-    for (int g = 0; g < SDLK_WM_PILOT_BITS; g++)
-        wk.pilot_start[g + 1] += wk.pilot_start[g];
-    int fill[SDLK_WM_PILOT_BITS];
-    memcpy(fill, wk.pilot_start, sizeof fill);
-    for (int i = 0; i < key->chips; i++)
-        if (key->chip_group[i] >= SDLK_WM_CODED_BITS) {
-            int b = i / SDLK_WM_COEFS, g = key->chip_group[i] - SDLK_WM_CODED_BITS;
-            int by = b / key->blocks_per_side, bx = b % key->blocks_per_side;
-            int k = fill[g]++;
-            wk.pilot_offset[k] = (by * 2 * key->blocks_per_side + bx) * SDLK_WM_COEFS +
-                                 i % SDLK_WM_COEFS;
-            wk.pilot_sign[k] = (float)key->chip_sign[i];
-        }
+    /* the pilot chips by pilot, each pilot's in chip order (the key's grouping), as
+     * offsets into the repeated band of search_shifts */
+    const int first_pilot_chip = key->group_start[SDLK_WM_CODED_BITS];
+    for (int g = 0; g <= SDLK_WM_PILOT_BITS; g++)
+        wk.pilot_start[g] = key->group_start[SDLK_WM_CODED_BITS + g] - first_pilot_chip;
+    for (int k = 0; k < wk.pilot_start[SDLK_WM_PILOT_BITS]; k++) {
+        int chip = key->group_chip[first_pilot_chip + k], b = chip / SDLK_WM_COEFS;
+        int by = b / key->blocks_per_side, bx = b % key->blocks_per_side;
+        wk.pilot_offset[k] = (by * 2 * key->blocks_per_side + bx) * SDLK_WM_COEFS +
+                             chip % SDLK_WM_COEFS;
+        wk.pilot_sign[k] = (float)key->chip_sign[chip];
+    }
 
     hypothesis best = {-1, -INFINITY};
     for (int si = 0; si < params->n_scales; si++) {

@@ -187,8 +187,9 @@ sdlk_status sdlk_wm_key_derive(const void *secret, size_t len, int tile, sdlk_wm
     key->chips = blocks * SDLK_WM_COEFS;
     key->chip_group = malloc(sizeof *key->chip_group * (size_t)key->chips);
     key->chip_sign = malloc(sizeof *key->chip_sign * (size_t)key->chips);
+    key->group_chip = malloc(sizeof *key->group_chip * (size_t)key->chips);
     uint32_t *order = malloc(sizeof *order * (size_t)key->chips);
-    if (!key->chip_group || !key->chip_sign || !order) {
+    if (!key->chip_group || !key->chip_sign || !key->group_chip || !order) {
         free(order);
         sdlk_wm_key_free(key);
         return sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark key: out of memory");
@@ -237,6 +238,17 @@ sdlk_status sdlk_wm_key_derive(const void *secret, size_t len, int tile, sdlk_wm
         key->pilot[i] = (xoshiro_next(&g) >> 63) ? 1 : -1;
     /* drawn last, so every earlier draw (and every mark ever embedded) is unchanged */
     key->decoy_seed = xoshiro_next(&g);
+    /* the chips grouped by bit (a stable counting sort), once per key for every
+     * detector instead of once per image or engine */
+    memset(key->group_start, 0, sizeof key->group_start);
+    for (int i = 0; i < key->chips; i++)
+        key->group_start[key->chip_group[i] + 1]++;
+    for (int gr = 0; gr < SDLK_WM_GROUPS; gr++)
+        key->group_start[gr + 1] += key->group_start[gr];
+    int fill[SDLK_WM_GROUPS];
+    memcpy(fill, key->group_start, sizeof fill);
+    for (int i = 0; i < key->chips; i++)
+        key->group_chip[fill[key->chip_group[i]]++] = i;
     free(order);
     return SDLK_OK;
 }
@@ -247,6 +259,7 @@ void sdlk_wm_key_free(sdlk_wm_key *key)
         return;
     free(key->chip_group);
     free(key->chip_sign);
+    free(key->group_chip);
     sdlk_wm_rs_free(&key->rs);
     memset(key, 0, sizeof *key);
 }

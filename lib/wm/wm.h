@@ -144,6 +144,10 @@ typedef struct sdlk_wm_key {
     int chips;              /* (T/8)^2 * SDLK_WM_COEFS */
     uint16_t *chip_group;   /* [chips]: which coded/pilot bit the chip carries */
     int8_t *chip_sign;      /* [chips]: +1 / -1 */
+    int group_start[SDLK_WM_GROUPS + 1]; /* group g's chips are group_chip[group_start[g]
+                                            .. group_start[g + 1]) */
+    int *group_chip;        /* [chips]: the chips grouped by bit, each group in chip order
+                               (the order every detector sums them in, CPU and GPU) */
     int8_t pilot[SDLK_WM_PILOT_BITS];   /* pilot bit signs, +1 / -1 */
     uint64_t decoy_seed;    /* seeds the decoy pilots of the calibrated p-value */
     float dct[8][8];        /* orthonormal DCT-II basis, dct[u][x] */
