@@ -370,14 +370,20 @@ static void admit(sdlk_serve_engine *e, pending *p)
     double now = sdlk_serve_engine_now(e);
     if (e->cfg.policy == SDLK_SERVE_POLICY_TILE && e->cfg.admission) {
         double finish;
-        if (!sdlk_serve_admit(&e->store, job, now, &e->tiled, e->cfg.batch, &finish)) {
+        const sdlk_serve_job *victim;
+        if (!sdlk_serve_admit(&e->store, job, now, &e->tiled, e->cfg.batch, &finish, &victim)) {
             sdlk_serve_result r;
             result_from_job(&r, job);
             r.outcome = SDLK_SERVE_REJECTED;
             r.predicted_ms = finish;
-            snprintf(r.error, sizeof r.error, "request %s: rejected: predicted to finish at "
-                     "%.0f ms, after its deadline %.0f ms", job->req.id, finish,
-                     job->deadline_ms);
+            /* the result line names the request and says "rejected" */
+            if (victim)
+                snprintf(r.error, sizeof r.error, "predicted to finish at %.0f ms, within its "
+                         "deadline %.0f ms, but then request %s, admitted earlier, would miss "
+                         "its deadline", finish, job->deadline_ms, victim->req.id);
+            else
+                snprintf(r.error, sizeof r.error, "predicted to finish at %.0f ms, after its "
+                         "deadline %.0f ms", finish, job->deadline_ms);
             sdlk_serve_store_remove(&e->store, job);
             emit(e, &r);
             return;

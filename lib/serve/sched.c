@@ -239,8 +239,10 @@ static size_t predict(const sdlk_serve_store *s, const sdlk_serve_job *extra,
 }
 
 int sdlk_serve_admit(const sdlk_serve_store *s, const sdlk_serve_job *cand, double now_ms,
-                     const sdlk_serve_predictor *pred, int batch, double *finish_ms)
+                     const sdlk_serve_predictor *pred, int batch, double *finish_ms,
+                     const sdlk_serve_job **victim)
 {
+    const sdlk_serve_job *first_victim = NULL;
     size_t cap = s->count + 1;
     const sdlk_serve_job **before = malloc(cap * sizeof *before);
     const sdlk_serve_job **after = malloc(cap * sizeof *after);
@@ -263,10 +265,15 @@ int sdlk_serve_admit(const sdlk_serve_store *s, const sdlk_serve_job *cand, doub
                 continue;
             }
             size_t m = k < pos ? k : k - 1;
-            if (fa[k] > after[k]->deadline_ms && m < nb && fb[m] <= before[m]->deadline_ms)
+            if (fa[k] > after[k]->deadline_ms && m < nb && fb[m] <= before[m]->deadline_ms) {
                 ok = 0;
+                if (!first_victim)
+                    first_victim = after[k];
+            }
         }
     }
+    if (victim)
+        *victim = ok || (*finish_ms > cand->deadline_ms) ? NULL : first_victim;
     free(before);
     free(after);
     free(fb);

@@ -67,8 +67,10 @@ sdlk_status sdlk_serve_sched_form(sdlk_serve_policy policy, sdlk_serve_store *s,
  * critical path: remaining steps x ceil(tiles / B) calls) + j's tail_ms. Returns 1
  * when the candidate's predicted finish is within its deadline and every other job that
  * was predicted on time without it still is; *finish_ms gets the candidate's
- * prediction. */
+ * prediction and *victim (when not NULL) the first admitted job it would make late
+ * (NULL when the candidate itself is predicted late, or on admission). */
 int sdlk_serve_admit(const sdlk_serve_store *s, const sdlk_serve_job *cand, double now_ms,
-                     const sdlk_serve_predictor *pred, int batch, double *finish_ms);
+                     const sdlk_serve_predictor *pred, int batch, double *finish_ms,
+                     const sdlk_serve_job **victim);
 
 #endif
