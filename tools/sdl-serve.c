@@ -3,7 +3,8 @@
  *
  *   sdl-serve [--clock live|sim] [--policy tile|tile-fcfs|fcfs|grouped] [--batch B]
  *             [--group N] [--profile FILE] [--calibrate] [--reference IMG] [--model SPEC]
- *             [--out DIR] [--no-admission] [--shift H,W] [--steps N] [--slo-scale X]
+ *             [--out DIR] [--no-admission] [--headroom X|auto] [--shift H,W] [--steps N]
+ *             [--slo-scale X]
  *             [--cache on|off] [--tau X] [--eta X] [--json] [-o FILE] [-q] [--threads N]
  *             [REQUESTS]
  *
@@ -49,6 +50,7 @@ enum {
     OPT_CACHE,
     OPT_TAU,
     OPT_ETA,
+    OPT_HEADROOM,
 };
 
 static void usage(FILE *out)
@@ -74,6 +76,10 @@ static void usage(FILE *out)
           "      --model SPEC        exemplar[:key=value,...] (default) or exec:COMMAND\n"
           "      --out DIR           where <id>.png are written (default .)\n"
           "      --no-admission      tile policy: never reject a request at arrival\n"
+          "      --headroom X|auto   tile policy: size calls so that requests finish in\n"
+          "                          time even if calls run X (e.g. 0.2) slower than\n"
+          "                          predicted (default auto: 1.645 x the profile's spread\n"
+          "                          of call times, at most 0.5)\n"
           "      --shift H,W         grid shift per step in rows, columns (default: the\n"
           "                          model's halo and twice it, else 7,5 for 64 px tiles)\n"
           "      --steps N           steps of requests that do not say (default 30)\n"
@@ -118,6 +124,7 @@ static const struct option long_options[] = {
     {"cache", required_argument, NULL, OPT_CACHE},
     {"tau", required_argument, NULL, OPT_TAU},
     {"eta", required_argument, NULL, OPT_ETA},
+    {"headroom", required_argument, NULL, OPT_HEADROOM},
     CLI_COMMON_LONG_OPTIONS,
     {0},
 };
@@ -133,6 +140,7 @@ typedef struct serve_opts {
     sdlk_cache_opts cache;    /* region cache (enabled: --cache on) */
     int tau_given;
     double eta;               /* live: sdlk_sampler_step_eta's eta */
+    double headroom;          /* < 0: auto (from the profile) */
     sdlk_serve_request_defaults defaults;
 } serve_opts;
 
@@ -310,6 +318,7 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
     o->clock = SDLK_SERVE_CLOCK_LIVE;
     o->policy = SDLK_SERVE_POLICY_TILE;
     o->admission = 1;
+    o->headroom = -1.0;
     o->group = 4;
     o->model = "exemplar";
     o->out_dir = ".";
@@ -370,6 +379,13 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
             break;
         case OPT_ETA:
             if (!cli_parse_double(cli, "--eta", optarg, 0, 1, &o->eta))
+                return SDL_EXIT_USAGE;
+            break;
+        case OPT_HEADROOM:
+            if (strcmp(optarg, "auto") == 0)
+                o->headroom = -1.0;
+            else if (!cli_parse_double(cli, "--headroom", optarg, 0, SDLK_SERVE_HEADROOM_MAX,
+                                       &o->headroom))
                 return SDL_EXIT_USAGE;
             break;
         case OPT_SLO_SCALE:
@@ -509,6 +525,7 @@ int main(int argc, char **argv)
     cfg.policy = o.policy;
     cfg.clock = o.clock;
     cfg.admission = o.admission;
+    cfg.headroom = o.headroom;
     cfg.group = (int)o.group;
     cfg.profile = profile;
     cfg.batch = o.batch ? (int)o.batch : lo.batch ? lo.batch : profile.max_batch;

@@ -57,6 +57,7 @@ void sdlk_serve_config_init(sdlk_serve_config *c)
     c->admission = 1;
     c->clock = SDLK_SERVE_CLOCK_LIVE;
     c->forget = 0.98;
+    c->headroom = -1.0;
     c->group = 4;
 }
 
@@ -289,6 +290,11 @@ sdlk_status sdlk_serve_engine_create(const sdlk_serve_config *c, sdlk_serve_engi
     sdlk_serve_predictor_init(&e->tiled, p->tiled_a_ms, p->tiled_b_ms, ref, 4.0, c->forget);
     sdlk_serve_predictor_init(&e->canvas, p->canvas_a_ms, p->canvas_b_ms,
                               ref, 4.0, c->forget);
+    /* the same headroom on either clock, from the profile, so that the simulator plans
+     * exactly as the live server it stands for */
+    double headroom = c->headroom >= 0 ? c->headroom
+                                       : SDLK_SERVE_HEADROOM_Z * sdlk_serve_profile_tiled_spread(p);
+    e->tiled.headroom = headroom < SDLK_SERVE_HEADROOM_MAX ? headroom : SDLK_SERVE_HEADROOM_MAX;
     sdlk_serve_profile_init(&e->observed, p->tile, c->batch);
     e->start_ns = sdlk_now_ns();
     *out = e;

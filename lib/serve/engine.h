@@ -112,6 +112,9 @@ typedef struct sdlk_serve_config {
     sdlk_serve_clock clock;
     sdlk_serve_profile profile;   /* costs: predictor seed, standalone latency, sim */
     double forget;                /* predictor forgetting factor (default 0.98) */
+    double headroom;              /* tile policy: plan call sizes with costs x (1 +
+                                     headroom); < 0 (the default): SDLK_SERVE_HEADROOM_Z
+                                     x the profile's tiled-call spread, at most 0.5 */
     const sdlk_serve_backend *backend; /* live clock: required */
     sdlk_serve_cost_fn cost;      /* sim clock: NULL = the profile's lines */
     void *cost_ctx;
@@ -124,8 +127,14 @@ typedef struct sdlk_serve_config {
     void *result_ctx;
 } sdlk_serve_config;
 
-/* Defaults: tile policy, admission on, live clock, group 4, forget 0.98; batch 0
- * (set it). The profile is zeroed: set it. */
+/* The headroom's multiple of the profile's call-time spread: 1.645, the one-sided 95 %
+ * point of a normal, as if a request's remaining calls were all slowed alike (a busy
+ * machine slows a stretch of calls, not one call at random). */
+#define SDLK_SERVE_HEADROOM_Z 1.645
+#define SDLK_SERVE_HEADROOM_MAX 0.5
+
+/* Defaults: tile policy, admission on, live clock, group 4, forget 0.98, headroom from
+ * the profile; batch 0 (set it). The profile is zeroed: set it. */
 void sdlk_serve_config_init(sdlk_serve_config *c);
 
 typedef struct sdlk_serve_engine sdlk_serve_engine;

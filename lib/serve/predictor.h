@@ -11,6 +11,8 @@
  *   predictor starts at the profile and moves to what it sees.
  *   When the observed n are all alike the slope is not identified; the fit then keeps
  *   the prior's slope and moves the intercept. Predictions are clamped to >= 0.
+ *   `headroom` is not part of the fit: the relative margin a scheduler plans with on
+ *   top of the predictions (sdlk_serve_sched_form), 0 after init.
  *   Everything is O(1) per observation and per prediction; no allocation.
  */
 #ifndef SDLK_SERVE_PREDICTOR_H
@@ -24,6 +26,7 @@ typedef struct sdlk_serve_predictor {
     double a0, b0;              /* the prior, for the unidentified case */
     double a, b;                /* current fit */
     int64_t observations;       /* real ones */
+    double headroom;            /* plan with predictions x (1 + headroom) */
 } sdlk_serve_predictor;
 
 /* Start from L(n) = a0 + b0 n, worth `prior_weight` observations at each of n = 1 and

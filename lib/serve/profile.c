@@ -61,6 +61,21 @@ double sdlk_serve_profile_tiled_ms(const sdlk_serve_profile *p, double n)
     return n > 0 ? p->tiled_a_ms + p->tiled_b_ms * n : 0.0;
 }
 
+double sdlk_serve_profile_tiled_spread(const sdlk_serve_profile *p)
+{
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < p->n_samples; i++) {
+        const sdlk_serve_sample *x = &p->samples[i];
+        double fit = sdlk_serve_profile_tiled_ms(p, x->work);
+        if (x->canvas || !(fit > 0))
+            continue;
+        sum += (x->ms / fit - 1) * (x->ms / fit - 1);
+        n++;
+    }
+    return n ? sqrt(sum / n) : 0.0;
+}
+
 double sdlk_serve_profile_canvas_ms(const sdlk_serve_profile *p, double w)
 {
     return w > 0 ? p->canvas_a_ms + p->canvas_b_ms * w : 0.0;

@@ -64,6 +64,9 @@ sdlk_status sdlk_serve_profile_write(const char *path, const sdlk_serve_profile 
 /* Milliseconds of one tiled call on n tiles / one untiled call on w tile equivalents /
  * writing an image of h x w pixels. */
 double sdlk_serve_profile_tiled_ms(const sdlk_serve_profile *p, double n);
+/* The spread of the tiled calls around their line: the RMS over the tiled samples of
+ * ms / tiled_ms(work) - 1 (0 without samples). */
+double sdlk_serve_profile_tiled_spread(const sdlk_serve_profile *p);
 double sdlk_serve_profile_canvas_ms(const sdlk_serve_profile *p, double w);
 double sdlk_serve_profile_finish_ms(const sdlk_serve_profile *p, int64_t h, int64_t w);
 

@@ -275,7 +275,26 @@ typedef struct rig {
     collected c;
 } rig;
 
+/* The rig's configuration: sim clock on the fake's costs (10 + 1 per tile), the
+ * predictor started from that truth, results collected. */
+static void rig_config(rig *g, sdlk_serve_config *cfg, sdlk_serve_policy policy, int batch,
+                       int admission, double io);
+
+static void rig_start_with(rig *g, const sdlk_serve_config *cfg)
+{
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_engine_create(cfg, &g->e, &err), SDLK_OK);
+}
+
 static void rig_start(rig *g, sdlk_serve_policy policy, int batch, int admission, double io)
+{
+    sdlk_serve_config cfg;
+    rig_config(g, &cfg, policy, batch, admission, io);
+    rig_start_with(g, &cfg);
+}
+
+static void rig_config(rig *g, sdlk_serve_config *out, sdlk_serve_policy policy, int batch,
+                       int admission, double io)
 {
     memset(g, 0, sizeof *g);
     g->f.io = io;
@@ -295,8 +314,7 @@ static void rig_start(rig *g, sdlk_serve_policy policy, int batch, int admission
     cfg.cost_ctx = &g->f;
     cfg.on_result = collect;
     cfg.result_ctx = &g->c;
-    sdlk_error err = {0};
-    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &g->e, &err), SDLK_OK);
+    *out = cfg;
 }
 
 static void rig_submit(rig *g, const char *id, int h, int w, int steps, double arrival,
@@ -409,6 +427,55 @@ START_TEST(tile_calls_shrink_for_tight_slo)
     rig_run(&g);
     ck_assert_int_eq(find(&g.c, "S")->slo_met, 0);
     sdlk_serve_engine_destroy(g.e);
+}
+END_TEST
+
+/* Headroom (same costs and call floor of 3 tiles as above), A 256x128 2 steps, S 64x64
+ * 3 steps with SLO 46.5, both at 0:
+ *   none: sizes aim S at its deadline: [0,15) S + A 0-3 (3 x L(5) = 45 <= 46.5), [15,30)
+ *     S + A 4-7 (slack 31.5: 2 x L(5)), [30,46) S + A's step 1 tiles 0-4 (slack 16.5:
+ *     L(6)) -> S at 46 of 46.5; [46,59) A's last 3 tiles.
+ *   0.1: [0,14) S + A 0-2 (3 x L(4) x 1.1 = 46.2; L(5) gives 49.5), [14,28) S + A 3-5
+ *     (slack 32.5: 2 x 14 x 1.1 = 30.8), [28,41) S + A 6-7 (slack 18.5) -> S at 41,
+ *     5.5 ms early; [41,59) A's step 1 in one full call.
+ *   auto from a profile whose samples lie 6 % above and below the line: 1.645 x 0.06 =
+ *     0.0987 gives the same calls as 0.1.
+ *   0.5: no size >= 3 leaves S that much, so it is sized as with none. */
+START_TEST(headroom_leaves_slack)
+{
+    const struct {
+        double headroom, s_done;
+        int calls;
+        double work[4];
+        int spread_samples;
+    } cases[] = {
+        {0.0, 46, 4, {5, 5, 6, 3}, 0},
+        {0.1, 41, 4, {4, 4, 3, 8}, 0},
+        {-1.0, 41, 4, {4, 4, 3, 8}, 1},
+        {0.5, 46, 4, {5, 5, 6, 3}, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        rig g;
+        sdlk_serve_config cfg;
+        rig_config(&g, &cfg, SDLK_SERVE_POLICY_TILE, 8, 0, 0.0);
+        cfg.headroom = cases[k].headroom;
+        if (cases[k].spread_samples) { /* 12 x 1.06 and 18 x 0.94: spread 0.06 */
+            sdlk_serve_profile_add_sample(&cfg.profile, 0, 2, 12.0 * 1.06);
+            sdlk_serve_profile_add_sample(&cfg.profile, 0, 8, 18.0 * 0.94);
+            ck_assert_double_eq_tol(sdlk_serve_profile_tiled_spread(&cfg.profile), 0.06, 1e-12);
+        }
+        rig_start_with(&g, &cfg);
+        rig_submit(&g, "A", 256, 128, 2, 0, 1000);
+        rig_submit(&g, "S", 64, 64, 3, 0, 46.5);
+        rig_run(&g);
+        expect_served(&g.c, "S", 0, cases[k].s_done, 1, 3);
+        expect_served(&g.c, "A", 0, 59, 1, 16);
+        ck_assert_int_eq(g.f.calls, cases[k].calls);
+        for (int i = 0; i < cases[k].calls; i++)
+            ck_assert_msg(g.f.work[i] == cases[k].work[i], "case %zu call %d: %g tiles", k, i,
+                          g.f.work[i]);
+        sdlk_serve_engine_destroy(g.e);
+    }
 }
 END_TEST
 
@@ -799,7 +866,7 @@ int main(void)
 {
     return UNIT_RUN("serve", request_valid, request_malformed, lines_reader,
                     predictor_fits_a_line, profile_roundtrip, policies_hand_schedules,
-                    tile_calls_shrink_for_tight_slo,
+                    tile_calls_shrink_for_tight_slo, headroom_leaves_slack,
                     grouped_batches_same_size, edf_admission, sim_event_sequence,
                     drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift,
                     sim_charges_skipped_tiles_nothing, live_cache_skips_tiles,

@@ -389,22 +389,6 @@ static sdlk_status attainment_rows(const bench_options *opt, const sdlk_serve_pr
 
 /* ---- live vs simulated ---------------------------------------------------------- */
 
-/* The spread of a profile's tiled calls around its line: the RMS of time / fit - 1. */
-static double call_spread(const sdlk_serve_profile *p)
-{
-    double sum = 0;
-    int n = 0;
-    for (int i = 0; i < p->n_samples; i++) {
-        const sdlk_serve_sample *x = &p->samples[i];
-        double fit = sdlk_serve_profile_tiled_ms(p, x->work);
-        if (x->canvas || fit <= 0)
-            continue;
-        sum += (x->ms / fit - 1) * (x->ms / fit - 1);
-        n++;
-    }
-    return n ? sqrt(sum / n) : 0.0;
-}
-
 /* "78/80/85%": attainments in percent, in run order. */
 static const char *runs_text(const double *attainment, int runs, char *buf, size_t size)
 {
@@ -481,8 +465,9 @@ static sdlk_status live_row(const bench_options *opt, sdlk_serve_live *live,
                   "first live run's own fits %.0f%%, p50 %.0f ms; call time spread around "
                   "the fit %.0f%% live, %.0f%% calibrating (%d / %d calls)", name,
                   runs_text(a.attainment, a.runs, runs_buf, sizeof runs_buf), a.stats.p50_ms,
-                  b.stats.p50_ms, 100 * refit.attainment, refit.p50_ms, 100 * call_spread(&fitted),
-                  100 * call_spread(prof), fitted.n_samples, prof->n_samples);
+                  b.stats.p50_ms, 100 * refit.attainment, refit.p50_ms,
+                  100 * sdlk_serve_profile_tiled_spread(&fitted),
+                  100 * sdlk_serve_profile_tiled_spread(prof), fitted.n_samples, prof->n_samples);
         sdlk_bench_report_note(report, "%d req %lldx%lld..%lldx%lld, %d steps, SLO 2x, tile "
                                "B=%d; live: median of %d runs (%s); sim with the first live "
                                "run's fits: %.0f%%", n, (long long)sizes[0][0],
