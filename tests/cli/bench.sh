@@ -92,7 +92,7 @@ grep "^wm  *attack " "$tmp/wtable" | while IFS= read -r row; do
     echo "$row" | grep -Eq ": det [0-9]+/[1-9][0-9]* [01]\.[0-9]{3}, bits [01]\.[0-9]{4} \[[0-9]+\] +[0-9.]+ img/s  +same attack, unmarked photos +[0-9.]+ img/s +[0-9]+\.[0-9][0-9]x +1$" ||
         { echo "FAIL: malformed wm row: $row"; exit 1; }
 done || fail=1
-grep -Eq "^wm  *false pos: [0-9]+/300, rate [0-9.e+-]+ vs 1e-6; p<\.01/\.1/\.5: [01]\.[0-9]{3}/[01]\.[0-9]{3}/[01]\.[0-9]{3} \[[0-9]+\] +[0-9.]+ img/s  +same crops marked, right key" \
+grep -Eq "^wm  *false pos: [0-9]+/300, rate [0-9.e+-]+ vs 1e-6; p<\.01/\.1/\.5: [01]\.[0-9]{3}/[01]\.[0-9]{3}/[01]\.[0-9]{3}, KS [01]\.[0-9]{3} \[[0-9]+\] +[0-9.]+ img/s  +same crops marked, right key" \
     "$tmp/wtable" || bad "no well-formed wm false-positive row"
 for size in 512x512 1920x1080; do
     for base in "sequential detector, 1 thread" "fixed pipeline, 1 thread per stage \(4\)"; do
