@@ -78,15 +78,14 @@ static int write_report(const sdl_cli *cli, const sdlk_bench_report *report)
 {
     sdlk_error err = {0};
     sdlk_outfile out;
-    if (sdlk_outfile_open(&out, cli->output ? cli->output : "-", &err) != SDLK_OK)
-        return cli_fail(cli, &err);
-    cli_track_output(&out);
-    if (cli->json)
-        sdlk_bench_report_json(report, out.fp);
-    else
-        sdlk_bench_report_print(report, out.fp);
-    sdlk_status st = sdlk_outfile_commit(&out, &err);
-    cli_track_output(NULL);
+    sdlk_status st = cli_output_open(&out, cli->output ? cli->output : "-", &err);
+    if (st == SDLK_OK) {
+        if (cli->json)
+            sdlk_bench_report_json(report, out.fp);
+        else
+            sdlk_bench_report_print(report, out.fp);
+        st = cli_output_close(&out, SDLK_OK, &err); /* the commit checks the writes */
+    }
     return st == SDLK_OK ? SDL_EXIT_OK : cli_fail(cli, &err);
 }
 

@@ -206,15 +206,10 @@ static int write_condensed(const sdl_cli *cli, const char *output, const condens
 {
     sdlk_error err = {0};
     sdlk_outfile out;
-    if (sdlk_outfile_open(&out, output, &err) != SDLK_OK)
-        return cli_fail(cli, &err);
-    cli_track_output(&out);
-    sdlk_status st = sdlk_sgt_file_write(out.fp, &c->g, &c->sgt, &c->info, output, &err);
+    sdlk_status st = cli_output_open(&out, output, &err);
     if (st == SDLK_OK)
-        st = sdlk_outfile_commit(&out, &err);
-    else
-        sdlk_outfile_abort(&out);
-    cli_track_output(NULL);
+        st = cli_output_close(&out, sdlk_sgt_file_write(out.fp, &c->g, &c->sgt, &c->info, output,
+                                                         &err), &err);
     return st == SDLK_OK ? SDL_EXIT_OK : cli_fail(cli, &err);
 }
 

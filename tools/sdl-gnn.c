@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "spmm_options.h"
 #include "core/device.h"
 #include "core/file.h"
 #include "core/pool.h"
@@ -33,10 +34,7 @@ enum {
     OPT_LAYERS,
     OPT_CLASSES,
     OPT_SEED,
-    OPT_KERNEL,
-    OPT_ISA,
     OPT_REPS,
-    OPT_DEVICE,
 };
 
 #define MAX_WEIGHT_FILES 64
@@ -152,19 +150,17 @@ int main(int argc, char **argv)
         {"layers", required_argument, NULL, OPT_LAYERS},
         {"classes", required_argument, NULL, OPT_CLASSES},
         {"seed", required_argument, NULL, OPT_SEED},
-        {"kernel", required_argument, NULL, OPT_KERNEL},
-        {"isa", required_argument, NULL, OPT_ISA},
         {"reps", required_argument, NULL, OPT_REPS},
-        {"device", required_argument, NULL, OPT_DEVICE},
+        CLI_SPMM_LONG_OPTIONS,
         CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     sdlk_gnn_kind kind = SDLK_GNN_GCN;
     char *weight_paths[MAX_WEIGHT_FILES];
-    int nweights = 0, condensed_kernel = 1, opt;
+    int nweights = 0, opt, rc;
+    cli_spmm_options spmm;
+    cli_spmm_options_init(&spmm);
     long hidden = 0, layers = 0, classes = 8, seed = 1, reps = 3;
-    sdlk_isa isa = SDLK_ISA_AUTO;
-    sdlk_device device = SDLK_DEVICE_CPU; /* the GPU only when asked: its TF32 results differ */
     sdlk_error err = {0};
     while ((opt = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
                                   long_options, usage)) != -1) {
@@ -194,26 +190,13 @@ int main(int argc, char **argv)
             if (!cli_parse_long(&cli, "--seed", optarg, 0, __LONG_MAX__, &seed))
                 return SDL_EXIT_USAGE;
             break;
-        case OPT_KERNEL:
-            if (strcmp(optarg, "csr") && strcmp(optarg, "condensed"))
-                return cli_usage_error(&cli, "--kernel: '%s' is not csr or condensed", optarg);
-            condensed_kernel = strcmp(optarg, "condensed") == 0;
-            break;
-        case OPT_ISA: {
-            sdlk_error isa_err = {0};
-            if (sdlk_isa_parse(optarg, &isa, &isa_err))
-                return cli_fail(&cli, &isa_err);
-            break;
-        }
         case OPT_REPS:
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 1000, &reps))
                 return SDL_EXIT_USAGE;
             break;
-        case OPT_DEVICE:
-            if (!cli_parse_device(&cli, optarg, &device))
-                return SDL_EXIT_USAGE;
-            break;
-        default: return cli_usage_error(&cli, "unexpected option");
+        default:
+            if ((rc = cli_spmm_option(&cli, opt, optarg, &spmm)) != SDL_EXIT_OK)
+                return rc < 0 ? cli_usage_error(&cli, "unexpected option") : rc;
         }
     }
     if (cli.exit_now)
@@ -225,11 +208,8 @@ int main(int argc, char **argv)
         return cli_usage_error(&cli, "--hidden/--layers shape generated weights; --weights "
                                      "files bring their own");
     const char *graph_path = argv[optind], *x_path = argv[optind + 1];
-    if (device == SDLK_DEVICE_GPU && !condensed_kernel)
-        return cli_usage_error(&cli, "--device gpu aggregates with the condensed kernel only "
-                                     "(not --kernel csr)");
-    if (!condensed_kernel)
-        device = SDLK_DEVICE_CPU;
+    if ((rc = cli_spmm_options_check(&cli, &spmm)) != SDL_EXIT_OK)
+        return rc;
     if (cli.output && sdlk_path_is_stdio(cli.output) && cli.json)
         return cli_usage_error(&cli, "-o - and --json both want stdout");
     if (cli.output && sdlk_path_is_stdio(cli.output) && isatty(STDOUT_FILENO))
@@ -279,10 +259,10 @@ int main(int argc, char **argv)
         st = sdlk_gnn_model_random(&model, kind, (int)layers, in_dim, hidden, classes,
                                    (uint64_t)seed, &err);
     }
-    if (st == SDLK_OK && condensed_kernel && !from_condensed)
+    if (st == SDLK_OK && spmm.condensed && !from_condensed)
         st = sdlk_sgt_build(&g, 0, 0, pool, &sgt, &err);
-    if (st == SDLK_OK && condensed_kernel) /* AUTO -> CPU or GPU, once, for the report */
-        st = sdlk_spmm_condensed_device(&sgt, device, &device, &err);
+    if (st == SDLK_OK && spmm.condensed) /* AUTO -> CPU or GPU, once, for the report */
+        st = sdlk_spmm_condensed_device(&sgt, spmm.device, &spmm.device, &err);
     int64_t out_dim = model.layers ? model.layer[model.layers - 1].out : 0;
     if (st == SDLK_OK && !(y = malloc((size_t)(g.nodes * out_dim > 0 ? g.nodes * out_dim : 1) *
                                       sizeof(float))))
@@ -293,8 +273,8 @@ int main(int argc, char **argv)
     if (st == SDLK_OK && (!passes || !totals))
         st = sdlk_error_set(&err, SDLK_ERR_NOMEM, "out of memory");
     for (long r = 0; st == SDLK_OK && r <= reps; r++) {
-        st = sdlk_gnn_forward_on(&model, &g, condensed_kernel ? &sgt : NULL, x, y, device, isa,
-                                 pool, &passes[r], &err);
+        st = sdlk_gnn_forward_on(&model, &g, spmm.condensed ? &sgt : NULL, x, y, spmm.device,
+                                 spmm.isa, pool, &passes[r], &err);
         for (int l = 0; r > 0 && l < model.layers; l++)
             totals[r] += passes[r].dense_s[l] + passes[r].aggregate_s[l];
     }
@@ -311,24 +291,18 @@ int main(int argc, char **argv)
     }
     free(passes);
     free(totals);
-    int rc = st == SDLK_OK ? SDL_EXIT_OK : cli_fail(&cli, &err);
+    rc = st == SDLK_OK ? SDL_EXIT_OK : cli_fail(&cli, &err);
     if (rc == SDL_EXIT_OK && cli.output) {
         sdlk_outfile out;
-        st = sdlk_outfile_open(&out, cli.output, &err);
-        if (st == SDLK_OK) {
-            cli_track_output(&out);
-            st = sdlk_features_write_npy(out.fp, &g, y, out_dim, cli.output, &err);
-            if (st == SDLK_OK)
-                st = sdlk_outfile_commit(&out, &err);
-            else
-                sdlk_outfile_abort(&out);
-            cli_track_output(NULL);
-        }
+        st = cli_output_open(&out, cli.output, &err);
+        if (st == SDLK_OK)
+            st = cli_output_close(&out, sdlk_features_write_npy(out.fp, &g, y, out_dim,
+                                                                cli.output, &err), &err);
         if (st != SDLK_OK)
             rc = cli_fail(&cli, &err);
     }
     if (rc == SDL_EXIT_OK)
-        report(&cli, &model, &timing, condensed_kernel ? "condensed" : "csr", device, threads,
+        report(&cli, &model, &timing, spmm.condensed ? "condensed" : "csr", spmm.device, threads,
                g.nodes, g.edges);
     sdlk_gnn_model_free(&model);
     free(x);

@@ -165,19 +165,12 @@ int main(int argc, char **argv)
                  params.c, seed, scramble ? ", scrambled" : "",
                  symmetric ? ", symmetrized, duplicates dropped" : "");
         sdlk_outfile out;
-        if (sdlk_outfile_open(&out, output, &err) != SDLK_OK) {
+        st = cli_output_open(&out, output, &err);
+        if (st == SDLK_OK)
+            st = cli_output_close(&out, sdlk_mtx_write(out.fp, &g, kind == 1, comment, output,
+                                                       &err), &err);
+        if (st != SDLK_OK)
             rc = cli_fail(&cli, &err);
-        } else {
-            cli_track_output(&out);
-            st = sdlk_mtx_write(out.fp, &g, kind == 1, comment, output, &err);
-            if (st == SDLK_OK)
-                st = sdlk_outfile_commit(&out, &err);
-            else
-                sdlk_outfile_abort(&out);
-            cli_track_output(NULL);
-            if (st != SDLK_OK)
-                rc = cli_fail(&cli, &err);
-        }
     }
     if (rc == SDL_EXIT_OK && cli.json) {
         printf("{\"nodes\": %lld, \"edges\": %lld, \"generated_edges\": %lld, "

@@ -787,15 +787,14 @@ int main(int argc, char **argv)
 
     sdlk_error err = {0};
     sdlk_outfile out;
-    if (sdlk_outfile_open(&out, cli.output ? cli.output : "-", &err) != SDLK_OK)
+    if (cli_output_open(&out, cli.output ? cli.output : "-", &err) != SDLK_OK)
         return cli_fail(&cli, &err);
-    cli_track_output(&out);
     int bad = 0;
     for (int i = optind; i < argc; i++) {
         bad += info_one(&cli, out.fp, argv[i], &options);
     }
-    sdlk_status st = sdlk_outfile_commit(&out, &err);
-    cli_track_output(NULL);
+    /* a file that cannot be read is reported on its line: the report is still whole */
+    sdlk_status st = cli_output_close(&out, SDLK_OK, &err);
     if (st != SDLK_OK)
         return cli_fail(&cli, &err);
     return bad ? SDL_EXIT_FAIL : SDL_EXIT_OK;

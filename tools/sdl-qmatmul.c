@@ -368,15 +368,8 @@ static sdlk_status write_output(const char *path, sdlk_tensor *y, sdlk_error *er
     sdlk_tensor_share(&view, y);
     sdlk_status st = sdlk_tensor_set_add(&set, OUTPUT_TENSOR_NAME, &view, err);
     sdlk_outfile out;
-    if (!st && !(st = sdlk_outfile_open(&out, path, err))) {
-        cli_track_output(&out);
-        st = sdlk_qfile_write(out.fp, &set, fmt, display, err);
-        if (st)
-            sdlk_outfile_abort(&out);
-        else
-            st = sdlk_outfile_commit(&out, err);
-        cli_track_output(NULL);
-    }
+    if (!st && !(st = cli_output_open(&out, path, err)))
+        st = cli_output_close(&out, sdlk_qfile_write(out.fp, &set, fmt, display, err), err);
     sdlk_tensor_set_free(&set);
     return st;
 }

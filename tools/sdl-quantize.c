@@ -386,17 +386,11 @@ static sdlk_status write_output(const quantize_run *run, sdlk_error *err)
     if (fmt == SDLK_FORMAT_UNKNOWN)
         fmt = SDLK_FORMAT_SAFETENSORS;
     sdlk_outfile out;
-    sdlk_status st = sdlk_outfile_open(&out, path, err);
+    sdlk_status st = cli_output_open(&out, path, err);
     if (st)
         return st;
-    cli_track_output(&out);
-    st = sdlk_qfile_write(out.fp, &run->out, fmt, run->output_name, err);
-    if (st)
-        sdlk_outfile_abort(&out);
-    else
-        st = sdlk_outfile_commit(&out, err);
-    cli_track_output(NULL);
-    return st;
+    return cli_output_close(&out, sdlk_qfile_write(out.fp, &run->out, fmt, run->output_name, err),
+                            err);
 }
 
 /* ---- reports ----------------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 
 #include "bench/bench.h"
 #include "cli.h"
+#include "spmm_options.h"
 #include "core/device.h"
 #include "core/file.h"
 #include "core/pool.h"
@@ -27,10 +28,7 @@
 #include "graph/spmm.h"
 
 enum {
-    OPT_KERNEL = CLI_OPT_FIRST_TOOL_OPTION,
-    OPT_ISA,
-    OPT_REPS,
-    OPT_DEVICE,
+    OPT_REPS = CLI_OPT_FIRST_TOOL_OPTION,
 };
 
 static void usage(FILE *out)
@@ -83,15 +81,10 @@ static int write_y(const sdl_cli *cli, const sdlk_graph *g, const float *y, int6
 {
     sdlk_error err = {0};
     sdlk_outfile out;
-    if (sdlk_outfile_open(&out, cli->output, &err) != SDLK_OK)
-        return cli_fail(cli, &err);
-    cli_track_output(&out);
-    sdlk_status st = sdlk_features_write_npy(out.fp, g, y, dim, cli->output, &err);
+    sdlk_status st = cli_output_open(&out, cli->output, &err);
     if (st == SDLK_OK)
-        st = sdlk_outfile_commit(&out, &err);
-    else
-        sdlk_outfile_abort(&out);
-    cli_track_output(NULL);
+        st = cli_output_close(&out, sdlk_features_write_npy(out.fp, g, y, dim, cli->output, &err),
+                              &err);
     return st == SDLK_OK ? SDL_EXIT_OK : cli_fail(cli, &err);
 }
 
@@ -100,40 +93,25 @@ int main(int argc, char **argv)
     sdl_cli cli;
     cli_init(&cli, "sdl-spmm");
     static const struct option long_options[] = {
-        {"kernel", required_argument, NULL, OPT_KERNEL},
-        {"isa", required_argument, NULL, OPT_ISA},
         {"reps", required_argument, NULL, OPT_REPS},
-        {"device", required_argument, NULL, OPT_DEVICE},
+        CLI_SPMM_LONG_OPTIONS,
         CLI_COMMON_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
-    int condensed_kernel = 1, opt;
-    sdlk_isa isa = SDLK_ISA_AUTO;
-    sdlk_device device = SDLK_DEVICE_CPU; /* the GPU only when asked: its TF32 results differ */
+    cli_spmm_options spmm;
+    cli_spmm_options_init(&spmm);
+    int opt, rc;
     long reps = 5;
     while ((opt = cli_next_option(&cli, argc, argv, CLI_COMMON_SHORT_OPTIONS,
                                   long_options, usage)) != -1) {
         switch (opt) {
-        case OPT_KERNEL:
-            if (strcmp(optarg, "csr") && strcmp(optarg, "condensed"))
-                return cli_usage_error(&cli, "--kernel: '%s' is not csr or condensed", optarg);
-            condensed_kernel = strcmp(optarg, "condensed") == 0;
-            break;
-        case OPT_ISA: {
-            sdlk_error isa_err = {0};
-            if (sdlk_isa_parse(optarg, &isa, &isa_err))
-                return cli_fail(&cli, &isa_err);
-            break;
-        }
         case OPT_REPS:
             if (!cli_parse_long(&cli, "--reps", optarg, 1, 100000, &reps))
                 return SDL_EXIT_USAGE;
             break;
-        case OPT_DEVICE:
-            if (!cli_parse_device(&cli, optarg, &device))
-                return SDL_EXIT_USAGE;
-            break;
-        default: return cli_usage_error(&cli, "unexpected option");
+        default:
+            if ((rc = cli_spmm_option(&cli, opt, optarg, &spmm)) != SDL_EXIT_OK)
+                return rc < 0 ? cli_usage_error(&cli, "unexpected option") : rc;
         }
     }
     if (cli.exit_now)
@@ -142,9 +120,8 @@ int main(int argc, char **argv)
         return cli_usage_error(&cli, "expected GRAPH_OR_CONDENSED and X, got %d argument%s",
                                argc - optind, argc - optind == 1 ? "" : "s");
     const char *graph_path = argv[optind], *x_path = argv[optind + 1];
-    if (device == SDLK_DEVICE_GPU && !condensed_kernel)
-        return cli_usage_error(&cli,
-                               "--device gpu runs the condensed kernel only (not --kernel csr)");
+    if ((rc = cli_spmm_options_check(&cli, &spmm)) != SDL_EXIT_OK)
+        return rc;
     if (cli.output && sdlk_path_is_stdio(cli.output) && cli.json)
         return cli_usage_error(&cli, "-o - and --json both want stdout");
     if (cli.output && sdlk_path_is_stdio(cli.output) && isatty(STDOUT_FILENO))
@@ -161,7 +138,8 @@ int main(int argc, char **argv)
         return cli_fail(&cli, &err);
     sdlk_graph g;
     sdlk_sgt sgt;
-    int from_condensed = 0, rc = SDL_EXIT_OK;
+    int from_condensed = 0;
+    rc = SDL_EXIT_OK;
     float *x = NULL, *y = NULL;
     int64_t dim = 0;
     double sgt_s = 0, *times = NULL;
@@ -171,7 +149,7 @@ int main(int argc, char **argv)
         return cli_fail(&cli, &err);
     }
     st = sdlk_features_load(x_path, &g, &x, &dim, &err);
-    if (st == SDLK_OK && condensed_kernel && !from_condensed) {
+    if (st == SDLK_OK && spmm.condensed && !from_condensed) {
         uint64_t t0 = sdlk_now_ns();
         st = sdlk_sgt_build(&g, 0, 0, pool, &sgt, &err);
         sgt_s = sdlk_seconds_since(t0);
@@ -183,7 +161,7 @@ int main(int argc, char **argv)
             st = sdlk_error_set(&err, SDLK_ERR_NOMEM, "out of memory for Y [%lld, %lld]",
                                 (long long)g.nodes, (long long)dim);
     }
-    spmm_run run = {&g, condensed_kernel ? &sgt : NULL, x, y, dim, isa, device, pool,
+    spmm_run run = {&g, spmm.condensed ? &sgt : NULL, x, y, dim, spmm.isa, spmm.device, pool,
                     SDLK_DEVICE_CPU};
     if (st == SDLK_OK)
         st = run_kernel(&run, &err); /* warm-up */
@@ -199,11 +177,11 @@ int main(int argc, char **argv)
     if (rc == SDL_EXIT_OK) {
         double t = sdlk_median(times, (size_t)reps);
         double gflops = t > 0 ? 2.0 * (double)g.edges * (double)dim / t / 1e9 : 0;
-        const char *kernel = condensed_kernel ? "condensed" : "csr";
+        const char *kernel = spmm.condensed ? "condensed" : "csr";
         int on_gpu = run.used == SDLK_DEVICE_GPU;
         const char *isa_used = on_gpu                      ? "tf32"
-                               : isa == SDLK_ISA_PORTABLE ? "portable"
-                               : isa == SDLK_ISA_AVX2 || sdlk_spmm_have_avx2() ? "avx2"
+                               : spmm.isa == SDLK_ISA_PORTABLE ? "portable"
+                               : spmm.isa == SDLK_ISA_AVX2 || sdlk_spmm_have_avx2() ? "avx2"
                                                                                 : "portable";
         if (cli.json) {
             printf("{\"graph\": ");
@@ -213,7 +191,7 @@ int main(int argc, char **argv)
                    "\"median_s\": %.9g, \"gflops\": %.6g, \"sgt_s\": %.6g, \"tiles\": %lld}\n",
                    (long long)g.nodes, (long long)g.edges, (long long)dim, kernel,
                    sdlk_device_name(run.used), isa_used, threads, reps, t, gflops, sgt_s,
-                   condensed_kernel ? (long long)sgt.tile_count : 0LL);
+                   spmm.condensed ? (long long)sgt.tile_count : 0LL);
         } else if (!cli.quiet) {
             char where[64];
             if (on_gpu)
@@ -225,7 +203,7 @@ int main(int argc, char **argv)
                     "%.3f ms median of %ld, %.2f GFLOP/s",
                     graph_path, (long long)g.nodes, (long long)g.edges, (long long)dim, kernel,
                     isa_used, where, t * 1e3, reps, gflops);
-            if (condensed_kernel && !from_condensed)
+            if (spmm.condensed && !from_condensed)
                 fprintf(stderr, "; SGT %.3f ms", sgt_s * 1e3);
             fputc('\n', stderr);
         }

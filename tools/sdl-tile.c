@@ -502,17 +502,12 @@ static int cmd_split(sdl_cli *cli, int argc, char **argv)
     splitter s = {.cli = cli, .spec = &spec};
     s.out_name = sdlk_path_is_stdio(output) ? "<stdout>" : output;
     sdlk_error err = {0};
-    if (sdlk_outfile_open(&s.out, output, &err))
+    if (cli_output_open(&s.out, output, &err))
         return cli_fail(cli, &err);
-    cli_track_output(&s.out);
     sdlk_progress_start(&s.progress, stderr, cli->quiet, "split", 0);
     sdlk_status st = split_input(&s, input, name, &err);
     sdlk_progress_finish(&s.progress);
-    if (st)
-        sdlk_outfile_abort(&s.out);
-    else
-        st = sdlk_outfile_commit(&s.out, &err);
-    cli_track_output(NULL);
+    st = cli_output_close(&s.out, st, &err);
     if (st)
         return cli_fail(cli, &err);
     if (cli->json)
@@ -977,13 +972,10 @@ static int cmd_grid(sdl_cli *cli, int argc, char **argv)
         return SDL_EXIT_OK;
     }
     sdlk_outfile out;
-    if (sdlk_outfile_open(&out, output, &err))
+    if (cli_output_open(&out, output, &err))
         return cli_fail(cli, &err);
-    cli_track_output(&out);
     print_grid(out.fp, &grid, cli->json);
-    sdlk_status st = sdlk_outfile_commit(&out, &err);
-    cli_track_output(NULL);
-    return st ? cli_fail(cli, &err) : SDL_EXIT_OK;
+    return cli_output_close(&out, SDLK_OK, &err) ? cli_fail(cli, &err) : SDL_EXIT_OK;
 }
 
 /* ---- main ------------------------------------------------------------------------- */

@@ -344,12 +344,11 @@ int main(int argc, char **argv)
     sdlk_outfile report = {0};
     ctx.out = stdout;
     if (cli.output && !sdlk_path_is_stdio(cli.output)) {
-        if (sdlk_outfile_open(&report, cli.output, &err) != SDLK_OK) {
+        if (cli_output_open(&report, cli.output, &err) != SDLK_OK) {
             sdlk_wm_key_free(&key);
             cli_inputs_free(&inputs);
             return cli_fail(&cli, &err);
         }
-        cli_track_output(&report);
         ctx.out = report.fp;
     }
     ctx.det.key = &key;
@@ -359,10 +358,8 @@ int main(int argc, char **argv)
     sdlk_wm_det_run *run = NULL;
     st = sdlk_wm_det_run_open(&ctx.det, threads, &run, &err);
     if (st != SDLK_OK) {
-        if (report.fp) {
-            sdlk_outfile_abort(&report);
-            cli_track_output(NULL);
-        }
+        if (report.fp)
+            cli_output_close(&report, st, NULL);
         sdlk_wm_key_free(&key);
         cli_inputs_free(&inputs);
         return cli_fail(&cli, &err);
@@ -388,13 +385,8 @@ int main(int argc, char **argv)
     }
     sdlk_pipeline_stats stats;
     st = sdlk_pipeline_run(&config, &stats, &err);
-    if (st == SDLK_OK && report.fp) {
-        st = sdlk_outfile_commit(&report, &err);
-        cli_track_output(NULL);
-    } else if (report.fp) {
-        sdlk_outfile_abort(&report);
-        cli_track_output(NULL);
-    }
+    if (report.fp)
+        st = cli_output_close(&report, st, &err);
     if (st == SDLK_OK && !report.fp && fflush(stdout) != 0)
         st = sdlk_error_set(&err, SDLK_ERR_IO, "write error on stdout");
     if (st == SDLK_OK && !cli.quiet) {

@@ -32,6 +32,24 @@ void cli_track_output(sdlk_outfile *out)
     }
 }
 
+sdlk_status cli_output_open(sdlk_outfile *out, const char *path, sdlk_error *err)
+{
+    sdlk_status st = sdlk_outfile_open(out, path, err);
+    if (st == SDLK_OK)
+        cli_track_output(out);
+    return st;
+}
+
+sdlk_status cli_output_close(sdlk_outfile *out, sdlk_status written, sdlk_error *err)
+{
+    if (written == SDLK_OK)
+        written = sdlk_outfile_commit(out, err);
+    else
+        sdlk_outfile_abort(out);
+    cli_track_output(NULL);
+    return written;
+}
+
 void cli_init(sdl_cli *cli, const char *prog)
 {
     memset(cli, 0, sizeof *cli);

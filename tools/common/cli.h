@@ -106,6 +106,16 @@ int cli_threads(const sdl_cli *cli, sdlk_error *err);
  * pass NULL once it is committed or aborted. One output at a time. */
 void cli_track_output(sdlk_outfile *out);
 
+/* An output written whole or not at all, in two calls around the writing:
+ *     sdlk_status st = cli_output_open(&out, path, &err);
+ *     if (st == SDLK_OK)
+ *         st = cli_output_close(&out, write_it(out.fp, ..., &err), &err);
+ * open: sdlk_outfile_open ("-": stdout) and cli_track_output. close: commit when
+ * `written` is SDLK_OK, else abort (the destination is untouched), then untrack;
+ * returns `written`, or the commit's failure. */
+sdlk_status cli_output_open(sdlk_outfile *out, const char *path, sdlk_error *err);
+sdlk_status cli_output_close(sdlk_outfile *out, sdlk_status written, sdlk_error *err);
+
 /* Write a JSON string literal (quoted, escaped) to fp. */
 void cli_json_string(FILE *fp, const char *s);
 
