@@ -101,6 +101,20 @@ static sdlk_status load_safetensors(sdlk_storage *storage, const char *display,
                           size - used);
 }
 
+sdlk_status sdlk_tensors_parse(sdlk_storage *storage, const char *path, sdlk_tensor_format fmt,
+                               sdlk_tensor_set *out, sdlk_error *err)
+{
+    const char *display = sdlk_path_is_stdio(path) ? "<stdin>" : path;
+    if (fmt == SDLK_FORMAT_NPY)
+        return load_npy(storage, path, display, out, err);
+    if (fmt == SDLK_FORMAT_NPZ)
+        return sdlk_npz_parse(storage, display, out, err);
+    if (fmt == SDLK_FORMAT_SAFETENSORS)
+        return load_safetensors(storage, display, out, err);
+    return sdlk_error_set(err, SDLK_ERR_FORMAT,
+                          "%s: not a tensor file (neither .npy, .npz nor safetensors)", display);
+}
+
 sdlk_status sdlk_tensors_load(const char *path, sdlk_tensor_set *out,
                               sdlk_tensor_format *format_out, sdlk_error *err)
 {
@@ -123,16 +137,8 @@ sdlk_status sdlk_tensors_load(const char *path, sdlk_tensor_set *out,
         st = sdlk_error_set(err, SDLK_ERR_FORMAT, "%s: the name says %s but the content is %s",
                             display, sdlk_tensor_format_name(by_name),
                             sdlk_tensor_format_name(by_magic));
-    else if (fmt == SDLK_FORMAT_NPY)
-        st = load_npy(storage, path, display, out, err);
-    else if (fmt == SDLK_FORMAT_NPZ)
-        st = sdlk_npz_parse(storage, display, out, err);
-    else if (fmt == SDLK_FORMAT_SAFETENSORS)
-        st = load_safetensors(storage, display, out, err);
     else
-        st = sdlk_error_set(err, SDLK_ERR_FORMAT,
-                            "%s: not a tensor file (neither .npy, .npz nor safetensors)",
-                            display);
+        st = sdlk_tensors_parse(storage, path, fmt, out, err);
     sdlk_storage_release(storage); /* tensors that are views hold their own reference */
     if (st)
         sdlk_tensor_set_free(out);

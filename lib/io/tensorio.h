@@ -40,6 +40,12 @@ sdlk_tensor_format sdlk_tensor_format_sniff(const uint8_t *head, size_t size);
 sdlk_status sdlk_tensors_load(const char *path, sdlk_tensor_set *out,
                               sdlk_tensor_format *format_out, sdlk_error *err);
 
+/* Parse the tensor file held in `storage`, already read from `path` ("-" = stdin, for
+ * messages and a .npy's name), in format `fmt` (NPY, NPZ or SAFETENSORS; e.g. from
+ * sdlk_tensor_format_sniff) into the empty set *out, as sdlk_tensors_load does. */
+sdlk_status sdlk_tensors_parse(sdlk_storage *storage, const char *path, sdlk_tensor_format fmt,
+                               sdlk_tensor_set *out, sdlk_error *err);
+
 /* Save `set` to `path` atomically. fmt SDLK_FORMAT_UNKNOWN = by extension, and
  * safetensors for "-" or an unknown extension. npy needs exactly one tensor.
  * compress applies to npz only. */

@@ -7,9 +7,6 @@
 #include "core/file.h"
 #include "core/tensorset.h"
 #include "image/image.h"
-#include "io/npy.h"
-#include "io/npz.h"
-#include "io/safetensors.h"
 #include "io/tensorio.h"
 #include "io/tstream.h"
 
@@ -42,24 +39,6 @@ static sdlk_status pick_tensor(const sdlk_tensor_set *set, const char *name, con
     return SDLK_OK;
 }
 
-/* Parse the tensor file held in `bytes` (format by magic). */
-static sdlk_status parse_tensor_file(sdlk_storage *bytes, sdlk_tensor_format format,
-                                     const char *input, sdlk_tensor_set *set, sdlk_error *err)
-{
-    size_t size = sdlk_storage_size(bytes);
-    if (format == SDLK_FORMAT_NPZ)
-        return sdlk_npz_parse(bytes, input, set, err);
-    if (format == SDLK_FORMAT_SAFETENSORS)
-        return sdlk_safetensors_parse(bytes, 0, size, input, set, err);
-    sdlk_tensor tensor;
-    sdlk_status st = sdlk_npy_parse(bytes, 0, size, input, &tensor, err);
-    if (!st) {
-        st = sdlk_tensor_set_add(set, "arr_0", &tensor, err);
-        sdlk_tensor_free(&tensor);
-    }
-    return st;
-}
-
 static sdlk_status read_image(sdlk_storage *bytes, const char *input, sdlk_canvas_fn each,
                               void *ctx, sdlk_error *err)
 {
@@ -81,12 +60,13 @@ static sdlk_status read_image(sdlk_storage *bytes, const char *input, sdlk_canva
     return st;
 }
 
-static sdlk_status read_tensor(sdlk_storage *bytes, sdlk_tensor_format format, const char *input,
-                               const char *name, sdlk_canvas_fn each, void *ctx, sdlk_error *err)
+static sdlk_status read_tensor(sdlk_storage *bytes, sdlk_tensor_format format, const char *path,
+                               const char *input, const char *name, sdlk_canvas_fn each,
+                               void *ctx, sdlk_error *err)
 {
     sdlk_tensor_set set;
     sdlk_tensor_set_init(&set);
-    sdlk_status st = parse_tensor_file(bytes, format, input, &set, err);
+    sdlk_status st = sdlk_tensors_parse(bytes, path, format, &set, err);
     const sdlk_tensor *tensor = NULL;
     const char *tensor_name = NULL;
     if (!st)
@@ -193,7 +173,7 @@ sdlk_status sdlk_canvas_read(const char *input, const char *name, int64_t frames
     else if (sdlk_image_sniff(head, size))
         st = read_image(bytes, display, each, ctx, err);
     else if (format != SDLK_FORMAT_UNKNOWN)
-        st = read_tensor(bytes, format, display, name, each, ctx, err);
+        st = read_tensor(bytes, format, input, display, name, each, ctx, err);
     else if (sdlk_path_is_stdio(input))
         st = sdlk_error_set(err, SDLK_ERR_FORMAT,
                             "%s: neither an image nor a tensor file (videos must be given as a "
