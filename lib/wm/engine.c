@@ -16,11 +16,58 @@
 #include "kernels/wm_cuda.h"
 #endif
 
+#ifdef SDLK_HAVE_CUDA
+/* The scales of the search as the kernels take them: the period and resampling weights
+ * of each factor (periods of factors no image can use are still described; the kernels
+ * skip them). */
+typedef struct gpu_scales {
+    sdlk_cuda_wm_scale scale[SDLK_WM_MAX_SCALES];
+    wm_resample_axis axis[SDLK_WM_MAX_SCALES];
+} gpu_scales;
+
+static void gpu_scales_free(gpu_scales *gs)
+{
+    for (int s = 0; s < SDLK_WM_MAX_SCALES; s++)
+        wm_resample_axis_free(&gs->axis[s]);
+}
+
+static sdlk_status gpu_scales_make(int tile, const sdlk_wm_detect_params *params, gpu_scales *gs,
+                                   sdlk_error *err)
+{
+    memset(gs, 0, sizeof *gs);
+    for (int s = 0; s < params->n_scales; s++) {
+        double factor = params->scales[s];
+        /* a factor out of range fails every image's plan; a period below 8 is never
+         * usable; either way the table only has to stay valid */
+        int p = factor >= 0.125 && factor <= 8.0 ? wm_scale_period(tile, factor) : 8;
+        if (p < 8)
+            p = 8;
+        gs->scale[s].period = p;
+        if (p == tile)
+            continue;
+        if (wm_resample_axis_init(&gs->axis[s], p, tile) != 0) {
+            gpu_scales_free(gs);
+            return sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark: out of memory");
+        }
+        gs->scale[s].taps = gs->axis[s].taps;
+        gs->scale[s].first = gs->axis[s].first;
+        gs->scale[s].weight = gs->axis[s].weight;
+    }
+    return SDLK_OK;
+}
+
+#endif
+
 struct sdlk_wm_engine {
     const sdlk_wm_key *key;
     sdlk_device device; /* CPU or GPU */
 #ifdef SDLK_HAVE_CUDA
     sdlk_cuda_wm *gpu;
+    /* the resampling tables of the last minibatch's scales, reused while the scales
+     * stay the same (they depend on the tile and the factors alone) */
+    gpu_scales scales;
+    double scale_factors[SDLK_WM_MAX_SCALES];
+    int n_scales;       /* 0: nothing cached */
 #endif
 };
 
@@ -72,6 +119,7 @@ void sdlk_wm_engine_close(sdlk_wm_engine *engine)
         return;
 #ifdef SDLK_HAVE_CUDA
     sdlk_cuda_wm_destroy(engine->gpu);
+    gpu_scales_free(&engine->scales);
 #endif
     free(engine);
 }
@@ -105,45 +153,6 @@ static void fail_all(sdlk_wm_task *tasks, int n, sdlk_status st, const sdlk_erro
     }
 }
 
-/* The scales of the search as the kernels take them: the period and resampling weights
- * of each factor (periods of factors no image can use are still described; the kernels
- * skip them). */
-typedef struct gpu_scales {
-    sdlk_cuda_wm_scale scale[SDLK_WM_MAX_SCALES];
-    wm_resample_axis axis[SDLK_WM_MAX_SCALES];
-} gpu_scales;
-
-static void gpu_scales_free(gpu_scales *gs)
-{
-    for (int s = 0; s < SDLK_WM_MAX_SCALES; s++)
-        wm_resample_axis_free(&gs->axis[s]);
-}
-
-static sdlk_status gpu_scales_make(int tile, const sdlk_wm_detect_params *params, gpu_scales *gs,
-                                   sdlk_error *err)
-{
-    memset(gs, 0, sizeof *gs);
-    for (int s = 0; s < params->n_scales; s++) {
-        double factor = params->scales[s];
-        /* a factor out of range fails every image's plan; a period below 8 is never
-         * usable; either way the table only has to stay valid */
-        int p = factor >= 0.125 && factor <= 8.0 ? wm_scale_period(tile, factor) : 8;
-        if (p < 8)
-            p = 8;
-        gs->scale[s].period = p;
-        if (p == tile)
-            continue;
-        if (wm_resample_axis_init(&gs->axis[s], p, tile) != 0) {
-            gpu_scales_free(gs);
-            return sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark: out of memory");
-        }
-        gs->scale[s].taps = gs->axis[s].taps;
-        gs->scale[s].first = gs->axis[s].first;
-        gs->scale[s].weight = gs->axis[s].weight;
-    }
-    return SDLK_OK;
-}
-
 /* The GPU path: plan every image on the CPU (errors per image), run the valid ones as one
  * minibatch, and turn the kernels' results into syncs. */
 static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_params *params,
@@ -158,13 +167,22 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
     sdlk_cuda_wm_image *images = calloc((size_t)(n ? n : 1), sizeof *images);
     int *which = calloc((size_t)(n ? n : 1), sizeof *which);
     wm_search_plan *plans = calloc((size_t)(n ? n : 1), sizeof *plans);
-    gpu_scales gs;
-    memset(&gs, 0, sizeof gs);
     sdlk_status st = SDLK_OK;
     if (!images || !which || !plans)
         st = sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark: out of memory for a minibatch of %d", n);
-    if (st == SDLK_OK && params->n_scales >= 1 && params->n_scales <= SDLK_WM_MAX_SCALES)
-        st = gpu_scales_make(key->tile, params, &gs, err);
+    int scales_ok = params->n_scales >= 1 && params->n_scales <= SDLK_WM_MAX_SCALES;
+    if (st == SDLK_OK && scales_ok &&
+        (e->n_scales != params->n_scales ||
+         memcmp(e->scale_factors, params->scales, sizeof *params->scales * params->n_scales))) {
+        gpu_scales_free(&e->scales);
+        e->n_scales = 0;
+        st = gpu_scales_make(key->tile, params, &e->scales, err);
+        if (st == SDLK_OK) {
+            e->n_scales = params->n_scales;
+            memcpy(e->scale_factors, params->scales, sizeof *params->scales * params->n_scales);
+        }
+    }
+    const gpu_scales *gs = &e->scales;
     int valid = 0;
     size_t band = (size_t)key->chips;
     for (int i = 0; st == SDLK_OK && i < n; i++) {
@@ -199,7 +217,7 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
         which[valid++] = i;
     }
     if (st == SDLK_OK && valid > 0)
-        st = sdlk_cuda_wm_run(e->gpu, gs.scale, params->n_scales, images, valid, err);
+        st = sdlk_cuda_wm_run(e->gpu, gs->scale, params->n_scales, images, valid, err);
     for (int v = 0; st == SDLK_OK && v < valid; v++) {
         const sdlk_cuda_wm_image *im = &images[v];
         const wm_search_plan *plan = &plans[which[v]];
@@ -214,7 +232,6 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
         sync->searched = im->searched;
         sync->tiles = (double)((size_t)im->width * im->height) / ((double)p * p);
     }
-    gpu_scales_free(&gs);
     free(images);
     free(which);
     free(plans);
