@@ -94,8 +94,9 @@ void sdlk_serve_live_stride(const sdlk_serve_live *l, int64_t stride[3]);
 
 /* Measure a latency profile with `reference` (NULL: a synthetic 128 x 128 one -- the
  * cost does not depend on the picture) as every request's reference: calls of
- * 1, B/4, B/2 and B tiles, untiled calls on canvases of 1, 4 and 9 tiles (and 16 when
- * B >= 16), each timed `reps` times (at most 64) after a warm-up call, the median kept
+ * 1, B/4, B/2 and B tiles, untiled calls on canvases of 1, 2, 4 and 8 tiles a side
+ * (the larger ones are what spreads an untiled call over the cores, as a serving mix's
+ * canvases do), each timed `reps` times (at most 64) after a warm-up call, the median kept
  * as the sample; opens and PNG writes of a 4-tile canvas. Writes and removes
  * a scratch PNG in out_dir. */
 sdlk_status sdlk_serve_live_calibrate(sdlk_serve_live *l, const char *reference, int reps,
