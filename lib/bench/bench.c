@@ -79,6 +79,21 @@ double sdlk_median(double *values, size_t n)
     return 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
+double sdlk_ks_uniform(double *values, size_t n)
+{
+    if (n == 0)
+        return 0.0;
+    qsort(values, n, sizeof *values, compare_doubles);
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double above = (double)(i + 1) / (double)n - values[i];
+        double below = values[i] - (double)i / (double)n;
+        d = above > d ? above : d;
+        d = below > d ? below : d;
+    }
+    return d;
+}
+
 static double min_of(const double *values, size_t n)
 {
     double m = values[0];

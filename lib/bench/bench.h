@@ -80,6 +80,11 @@ void sdlk_bench_report_note(sdlk_bench_report *report, const char *fmt, ...)
  * even n; 0 for n == 0. */
 double sdlk_median(double *values, size_t n);
 
+/* Kolmogorov-Smirnov distance sup |F_n(x) - x| of n values (reordered: sorted) from the
+ * uniform distribution on [0, 1], e.g. of p-values that should be uniform; 1.36 / sqrt(n)
+ * is its 5 % critical value, 1.63 / sqrt(n) the 1 %. 0 for n == 0. O(n log n). */
+double sdlk_ks_uniform(double *values, size_t n);
+
 /* Header lines ("# ..." with program, date, CPU, cores, threads), then one row per
  * result with aligned columns: group, name, subject rate, baseline, baseline rate,
  * speedup ("1.23x"), reps; notes follow the table as numbered footnotes. */

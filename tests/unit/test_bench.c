@@ -26,6 +26,24 @@ START_TEST(median_odd_even_and_unsorted)
 }
 END_TEST
 
+/* KS distance from uniform against hand values: one point at 0.5 is 0.5 away; evenly
+ * spaced midpoints (i + 1/2) / n are 1 / (2 n) away whatever their order. */
+START_TEST(ks_uniform_hand_values)
+{
+    double one[] = {0.5};
+    ck_assert_double_eq_tol(sdlk_ks_uniform(one, 1), 0.5, 1e-15);
+    double two[] = {0.75, 0.25};
+    ck_assert_double_eq_tol(sdlk_ks_uniform(two, 2), 0.25, 1e-15);
+    double mid[10];
+    for (int i = 0; i < 10; i++)
+        mid[i] = ((9 - i) + 0.5) / 10.0;
+    ck_assert_double_eq_tol(sdlk_ks_uniform(mid, 10), 0.05, 1e-15);
+    double low[] = {0.0, 0.0, 0.0, 0.0}; /* all at 0: F jumps to 1 there */
+    ck_assert_double_eq_tol(sdlk_ks_uniform(low, 4), 1.0, 1e-15);
+    ck_assert_double_eq(sdlk_ks_uniform(NULL, 0), 0.0);
+}
+END_TEST
+
 /* Both sides append their letter to one shared log, so the order of calls is visible. */
 typedef struct call_log {
     char calls[256];
@@ -271,7 +289,7 @@ END_TEST
 int main(void)
 {
     return UNIT_RUN("bench",
-                    median_odd_even_and_unsorted,
+                    median_odd_even_and_unsorted, ks_uniform_hand_values,
                     runs_are_interleaved_with_one_warmup_each,
                     speedup_is_ratio_of_medians,
                     errors_propagate_and_leave_report_unchanged,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/device.h"
+#include "bench/bench.h"
 #include "core/pipeline.h"
 #include "image/image.h"
 #include "metrics/metrics.h"
@@ -46,24 +47,6 @@ static uint64_t rng_next(uint64_t *s)
 static double rng_unit(uint64_t *s)
 {
     return ((rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* sup |F_n(x) - x| of p[0..n) (sorted in place) from the uniform distribution. */
-static double ks_from_uniform(double *p, int n)
-{
-    qsort(p, (size_t)n, sizeof *p, compare_doubles);
-    double d = 0.0;
-    for (int i = 0; i < n; i++) {
-        d = fmax(d, (double)(i + 1) / n - p[i]);
-        d = fmax(d, p[i] - (double)i / n);
-    }
-    return d;
 }
 
 /* ---- attacks -------------------------------------------------------------------------- */
@@ -566,7 +549,7 @@ START_TEST(test_false_positives)
         sdlk_wm_key_free(&key);
         sdlk_tensor_free(&crop);
     }
-    double ks = ks_from_uniform(p_values, trials);
+    double ks = sdlk_ks_uniform(p_values, (size_t)trials);
     printf("unmarked: %d trials, %d detections at 1e-6, min p %.3g, P[p<=0.1] = %.4f, "
            "P[p<=0.5] = %.4f, KS distance from uniform %.4f; Bonferroni bound: P[<=0.1] = "
            "%.4f, P[<=0.5] = %.4f\n", trials, detections, min_p, (double)below_01 / trials,
@@ -645,7 +628,7 @@ START_TEST(test_decoy_p_uniform)
         p[t] = sdlk_wm_decoy_p(positive, nonzero, HYPS, rng_next(&seed), DECOYS, rng_next(&seed));
         ck_assert(p[t] > 0.0 && p[t] <= 1.0);
     }
-    double ks = ks_from_uniform(p, TRIALS);
+    double ks = sdlk_ks_uniform(p, TRIALS);
     ck_assert_msg(ks <= 1.63 / sqrt(TRIALS), "KS distance %.4f from uniform", ks);
     free(p);
 

@@ -482,14 +482,8 @@ static sdlk_status run_fp(void *ctx, sdlk_error *err)
     return SDLK_OK;
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Kolmogorov-Smirnov distance sup |F_n(p) - p| of the results' p-values (or, with
- * `bound`, their Bonferroni bounds) from the uniform distribution on [0, 1]. */
+/* The KS distance from uniform of the results' p-values (or, with `bound`, their
+ * Bonferroni bounds). */
 static double ks_uniform(const sdlk_wm_result *res, int n, int bound)
 {
     double *p = malloc(sizeof *p * (size_t)(n ? n : 1));
@@ -497,13 +491,7 @@ static double ks_uniform(const sdlk_wm_result *res, int n, int bound)
         return 1.0;
     for (int i = 0; i < n; i++)
         p[i] = bound ? res[i].p_bound : res[i].p_value;
-    qsort(p, (size_t)n, sizeof *p, compare_double);
-    double d = 0.0;
-    for (int i = 0; i < n; i++) {
-        double above = (double)(i + 1) / n - p[i], below = p[i] - (double)i / n;
-        d = above > d ? above : d;
-        d = below > d ? below : d;
-    }
+    double d = sdlk_ks_uniform(p, (size_t)n);
     free(p);
     return d;
 }
