@@ -89,19 +89,30 @@ static double needed_ms(const sdlk_serve_job *j, const sdlk_serve_predictor *p, 
     return steps_left * calls * sdlk_serve_predictor_ms(p, size);
 }
 
+/* The largest size in [smallest, size] at which job j, alone, needs at most `slack` ms
+ * with its model time scaled by `margin`; smallest - 1 when none does. */
+static int largest_fitting_size(const sdlk_serve_job *j, const sdlk_serve_predictor *pred,
+                                int size, int smallest, double slack, double margin)
+{
+    while (size >= smallest && needed_ms(j, pred, size) * margin > slack)
+        size--;
+    return size;
+}
+
 /* SLO-aware call size (tile policy): the largest size <= batch at which each job, in EDF
  * order, that can still make its deadline keeps making it, judged on its own by
  * needed_ms with the predictor's headroom on top (or, where no size leaves it that
  * much, as predicted); a job that cannot make it at any size left is not allowed to
- * shrink the calls. Without headroom the sizes aim a request's
- * finish at its deadline itself, and on a live machine a stretch of slow calls then
- * makes it late: with 12 % call-time spread, a fifth of a live trace's requests
- * finished within 5 % of their deadlines in simulation. Full calls cost least per tile, but when the model's cost grows with the tiles
- * in a call (a CPU) a request of a few tiles in full calls waits for all of them every
- * step, which is what makes small requests miss a tight SLO under load. Calls never
- * shrink below the size whose cost per tile is twice a full call's: where a call's
- * fixed cost dominates (a GPU), saving one request must not halve everyone's
- * throughput (on the CPU profile, 1.5 + 3.7 ms per tile, every size qualifies). */
+ * shrink the calls.
+ * Full calls cost least per tile, but when the model's cost grows with the tiles in a
+ * call (a CPU) a request of a few tiles in full calls waits for all of them every step,
+ * which is what makes small requests miss a tight SLO under load. Without the headroom
+ * the sizes aim a request's finish at its deadline itself, and on a live machine a
+ * stretch of slow calls then makes it late (in simulation a fifth of a live-sized
+ * trace's requests finished within 5 % of their deadlines). Calls never shrink below the
+ * size whose cost per tile is twice a full call's: where a call's fixed cost dominates
+ * (a GPU), saving one request must not halve everyone's throughput (on the CPU profile,
+ * 1.5 + 3.7 ms per tile, every size qualifies). */
 static int call_size(sdlk_serve_job *const *order, size_t count, double now,
                      const sdlk_serve_predictor *pred, int batch)
 {
@@ -119,12 +130,9 @@ static int call_size(sdlk_serve_job *const *order, size_t count, double now,
             continue;
         double slack = j->deadline_ms - now - j->tail_ms;
         /* with the headroom if the job can have it, else at least on time as predicted */
-        int fit = size;
-        while (fit >= smallest && needed_ms(j, pred, fit) * (1.0 + pred->headroom) > slack)
-            fit--;
+        int fit = largest_fitting_size(j, pred, size, smallest, slack, 1.0 + pred->headroom);
         if (fit < smallest)
-            for (fit = size; fit >= smallest && needed_ms(j, pred, fit) > slack;)
-                fit--;
+            fit = largest_fitting_size(j, pred, size, smallest, slack, 1.0);
         if (fit >= smallest)
             size = fit;
     }
@@ -281,7 +289,7 @@ int sdlk_serve_admit(const sdlk_serve_store *s, const sdlk_serve_job *cand, doub
         }
     }
     if (victim)
-        *victim = ok || (*finish_ms > cand->deadline_ms) ? NULL : first_victim;
+        *victim = (ok || *finish_ms > cand->deadline_ms) ? NULL : first_victim;
     free(before);
     free(after);
     free(fb);
