@@ -365,6 +365,20 @@ static void search_shifts(const sdlk_wm_key *key, const locate_work *wk, const f
     }
 }
 
+int wm_sync_alloc_signs(sdlk_wm_sync *sync, const sdlk_wm_detect_params *params,
+                        int64_t hypotheses)
+{
+    sync->pilot_positive = sync->pilot_nonzero = NULL;
+    sync->searched = 0;
+    if (params->decoys <= 0)
+        return 0;
+    sync->pilot_positive = malloc(sizeof *sync->pilot_positive * 2 * (size_t)hypotheses);
+    if (!sync->pilot_positive)
+        return -1;
+    sync->pilot_nonzero = sync->pilot_positive + hypotheses;
+    return 0;
+}
+
 int wm_scale_period(int tile, double scale)
 {
     return (int)lround(tile * scale);
@@ -478,13 +492,7 @@ sdlk_status sdlk_wm_locate(const sdlk_wm_plane *luma, const sdlk_wm_key *key,
     wk.pilot_offset = malloc(sizeof *wk.pilot_offset * (size_t)key->chips);
     wk.pilot_sign = malloc(sizeof *wk.pilot_sign * (size_t)key->chips);
     wk.periodic = malloc(sizeof *wk.periodic * (size_t)4 * nblocks * SDLK_WM_COEFS);
-    int signs_ok = 1;
-    if (params->decoys > 0) {
-        sync->pilot_positive = malloc(sizeof *sync->pilot_positive * 2 * (size_t)plan.hypotheses);
-        signs_ok = sync->pilot_positive != NULL;
-        if (signs_ok)
-            sync->pilot_nonzero = sync->pilot_positive + plan.hypotheses;
-    }
+    int signs_ok = wm_sync_alloc_signs(sync, params, plan.hypotheses) == 0;
     if (!folds_ok || !signs_ok || !wk.tile || !wk.tmp || !wk.rowdct || !wk.coefs || !sync->blocks ||
         !wk.pilot_offset || !wk.pilot_sign || !wk.periodic ||
         wm_whiten(luma->data, w, h, WHITEN_RADIUS, WHITEN_FLOOR, fold_row, &wk) != 0) {

@@ -192,13 +192,7 @@ static sdlk_status locate_extract_gpu(sdlk_wm_engine *e, const sdlk_wm_detect_pa
         if (t->status != SDLK_OK)
             continue;
         t->sync->blocks = malloc(sizeof *t->sync->blocks * band);
-        if (params->decoys > 0) {
-            t->sync->pilot_positive = malloc(sizeof *t->sync->pilot_positive * 2 *
-                                             (size_t)plans[i].hypotheses);
-            if (t->sync->pilot_positive)
-                t->sync->pilot_nonzero = t->sync->pilot_positive + plans[i].hypotheses;
-        }
-        if (!t->sync->blocks || (params->decoys > 0 && !t->sync->pilot_positive)) {
+        if (!t->sync->blocks || wm_sync_alloc_signs(t->sync, params, plans[i].hypotheses) != 0) {
             st = sdlk_error_set(err, SDLK_ERR_NOMEM, "watermark: out of memory");
             break;
         }

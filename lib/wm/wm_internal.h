@@ -120,4 +120,10 @@ sdlk_status wm_search_plan_make(int w, int h, const sdlk_wm_key *key,
 /* The fold period of `scale` for tile T. */
 int wm_scale_period(int tile, double scale);
 
+/* Give `sync` room for the pilot signs of `hypotheses` hypotheses (one block:
+ * pilot_positive owns it, pilot_nonzero is its second half; searched = 0) when
+ * params->decoys > 0, else leave both NULL. 0, or -1 when out of memory. */
+int wm_sync_alloc_signs(sdlk_wm_sync *sync, const sdlk_wm_detect_params *params,
+                        int64_t hypotheses);
+
 #endif
