@@ -50,7 +50,7 @@ static void usage(FILE *out)
           "      --decoys N       decoy pilot vectors that calibrate the p-value of an\n"
           "                       image not detected, so that unmarked images get\n"
           "                       uniform p-values (default 99; 0: the conservative\n"
-          "                       Bonferroni bound, ~1 ms faster per unmarked image)\n"
+          "                       Bonferroni bound, ~0.6 ms faster per unmarked image)\n"
           "      --tile N         tile size used at embedding (default 64)\n"
           "      --scales LIST    resize factors searched, comma-separated, tried in order\n"
           "                       (default 1,0.5,2,0.75,1.5)\n"

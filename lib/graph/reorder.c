@@ -174,8 +174,8 @@ static int64_t degree_of(const undirected *u, int64_t v)
 
 /* Breadth-first search of the unplaced component of `root`: fills queue[0..count),
  * level[], returns count; *last_level_min = a node of least degree (then least id) in
- * the deepest level, *depth = that level. Resets level[] of the nodes it reached on the
- * next call (the caller passes the previous count). */
+ * the deepest level, *depth = that level. level[] must be -1 on entry: the caller
+ * resets the nodes reached with levels_reset(count) before the next search. */
 static int64_t bfs_levels(rcm_state *s, int64_t root, int64_t *depth, int64_t *last_level_min)
 {
     int64_t head = 0, tail = 0;

@@ -212,23 +212,23 @@ void sdlk_canvas_writer_init(sdlk_canvas_writer *w, const char *path)
     w->display = sdlk_path_is_stdio(path) ? "<stdout>" : path;
 }
 
-static sdlk_status writer_keep(sdlk_canvas_writer *sink, sdlk_tensor *canvas, sdlk_error *err)
+static sdlk_status writer_keep(sdlk_canvas_writer *writer, sdlk_tensor *canvas, sdlk_error *err)
 {
-    if (sink->group_count == sink->group_capacity) {
-        int64_t capacity = sink->group_capacity ? 2 * sink->group_capacity : 4;
-        sdlk_tensor *bigger = realloc(sink->groups, (size_t)capacity * sizeof *bigger);
+    if (writer->group_count == writer->group_capacity) {
+        int64_t capacity = writer->group_capacity ? 2 * writer->group_capacity : 4;
+        sdlk_tensor *bigger = realloc(writer->groups, (size_t)capacity * sizeof *bigger);
         if (!bigger)
             return sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
-        sink->groups = bigger;
-        sink->group_capacity = capacity;
+        writer->groups = bigger;
+        writer->group_capacity = capacity;
     }
-    sink->groups[sink->group_count++] = *canvas;
+    writer->groups[writer->group_count++] = *canvas;
     sdlk_tensor_init(canvas);
     return SDLK_OK;
 }
 
-static sdlk_status writer_frames(sdlk_canvas_writer *sink, const sdlk_tensor *canvas,
-                                     const sdlk_tile_canvas *info, sdlk_error *err)
+static sdlk_status writer_frames(sdlk_canvas_writer *writer, const sdlk_tensor *canvas,
+                                 const sdlk_tile_canvas *info, sdlk_error *err)
 {
     int64_t frames = info->rank == 4 ? canvas->shape[0] : 1;
     int64_t height = canvas->shape[info->rank - 3], width = canvas->shape[info->rank - 2];
@@ -237,14 +237,14 @@ static sdlk_status writer_frames(sdlk_canvas_writer *sink, const sdlk_tensor *ca
         return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
                               "%s: video frames must be u8 with 1 or 3 channels, the canvas is %s "
                               "with %lld",
-                              sink->display, sdlk_dtype_name(canvas->dtype),
+                              writer->display, sdlk_dtype_name(canvas->dtype),
                               (long long)info->channels);
-    if (!sink->video) {
+    if (!writer->video) {
         sdlk_video_write_opts opts;
         sdlk_video_write_opts_init(&opts);
         opts.fps = info->fps;
-        st = sdlk_video_writer_open(sink->path, (int)width, (int)height, (int)info->channels,
-                                    &opts, &sink->video, err);
+        st = sdlk_video_writer_open(writer->path, (int)width, (int)height, (int)info->channels,
+                                    &opts, &writer->video, err);
     }
     const int64_t frame_shape[3] = {height, width, info->channels};
     size_t frame_bytes = (size_t)(height * width * info->channels);
@@ -252,12 +252,12 @@ static sdlk_status writer_frames(sdlk_canvas_writer *sink, const sdlk_tensor *ca
         sdlk_tensor frame;
         st = sdlk_tensor_borrow(&frame, SDLK_U8, 3, frame_shape, canvas->data + t * frame_bytes, err);
         if (!st)
-            st = sdlk_video_write_frame(sink->video, &frame, err);
+            st = sdlk_video_write_frame(writer->video, &frame, err);
     }
     return st;
 }
 
-sdlk_status sdlk_canvas_writer_put(sdlk_canvas_writer *sink, const sdlk_tensor *merged,
+sdlk_status sdlk_canvas_writer_put(sdlk_canvas_writer *writer, const sdlk_tensor *merged,
                                    const sdlk_tile_canvas *info, sdlk_error *err)
 {
     sdlk_tensor canvas;
@@ -265,71 +265,71 @@ sdlk_status sdlk_canvas_writer_put(sdlk_canvas_writer *sink, const sdlk_tensor *
     sdlk_status st = sdlk_tensor_convert(&canvas, merged, info->dtype, err);
     if (st)
         return st;
-    sink->bytes += (int64_t)sdlk_tensor_nbytes(&canvas);
-    sink->frames += info->rank == 4 ? canvas.shape[0] : 1;
-    if (sink->kind == SDLK_CANVAS_OUTPUT_VIDEO)
-        st = writer_frames(sink, &canvas, info, err);
-    else if (sink->kind == SDLK_CANVAS_OUTPUT_IMAGE && sink->group_count > 0)
+    writer->bytes += (int64_t)sdlk_tensor_nbytes(&canvas);
+    writer->frames += info->rank == 4 ? canvas.shape[0] : 1;
+    if (writer->kind == SDLK_CANVAS_OUTPUT_VIDEO)
+        st = writer_frames(writer, &canvas, info, err);
+    else if (writer->kind == SDLK_CANVAS_OUTPUT_IMAGE && writer->group_count > 0)
         st = sdlk_error_set(err, SDLK_ERR_FORMAT,
                             "%s: the stream holds several groups of frames; an image holds one "
                             "(write .npy or a video)",
-                            sink->display);
+                            writer->display);
     else
-        st = writer_keep(sink, &canvas, err);
+        st = writer_keep(writer, &canvas, err);
     sdlk_tensor_free(&canvas);
     return st;
 }
 
 /* One tensor from the kept canvases: the canvas itself, or the groups' frames joined
  * along T. */
-static sdlk_status writer_joined(sdlk_canvas_writer *sink, sdlk_tensor *out, sdlk_error *err)
+static sdlk_status writer_joined(sdlk_canvas_writer *writer, sdlk_tensor *out, sdlk_error *err)
 {
-    if (sink->group_count == 1) {
-        sdlk_tensor_share(out, &sink->groups[0]);
+    if (writer->group_count == 1) {
+        sdlk_tensor_share(out, &writer->groups[0]);
         return SDLK_OK;
     }
-    const sdlk_tensor *first = &sink->groups[0];
+    const sdlk_tensor *first = &writer->groups[0];
     int64_t shape[4] = {0, first->shape[1], first->shape[2], first->shape[3]};
-    for (int64_t g = 0; g < sink->group_count; g++)
-        shape[0] += sink->groups[g].shape[0];
+    for (int64_t g = 0; g < writer->group_count; g++)
+        shape[0] += writer->groups[g].shape[0];
     sdlk_status st = sdlk_tensor_alloc(out, first->dtype, 4, shape, err);
     uint8_t *dst = st ? NULL : out->data;
-    for (int64_t g = 0; g < sink->group_count && !st; g++) {
-        size_t nbytes = (size_t)sdlk_tensor_nbytes(&sink->groups[g]);
-        memcpy(dst, sink->groups[g].data, nbytes);
+    for (int64_t g = 0; g < writer->group_count && !st; g++) {
+        size_t nbytes = (size_t)sdlk_tensor_nbytes(&writer->groups[g]);
+        memcpy(dst, writer->groups[g].data, nbytes);
         dst += nbytes;
     }
     return st;
 }
 
-sdlk_status sdlk_canvas_writer_finish(sdlk_canvas_writer *sink, const sdlk_tile_canvas *info,
+sdlk_status sdlk_canvas_writer_finish(sdlk_canvas_writer *writer, const sdlk_tile_canvas *info,
                                       sdlk_error *err)
 {
-    if (sink->kind == SDLK_CANVAS_OUTPUT_VIDEO) {
-        sdlk_video_writer *video = sink->video;
-        sink->video = NULL;
+    if (writer->kind == SDLK_CANVAS_OUTPUT_VIDEO) {
+        sdlk_video_writer *video = writer->video;
+        writer->video = NULL;
         return sdlk_video_writer_finish(video, err);
     }
     sdlk_tensor joined;
     sdlk_tensor_init(&joined);
-    sdlk_status st = writer_joined(sink, &joined, err);
-    if (!st && sink->kind == SDLK_CANVAS_OUTPUT_IMAGE) {
+    sdlk_status st = writer_joined(writer, &joined, err);
+    if (!st && writer->kind == SDLK_CANVAS_OUTPUT_IMAGE) {
         int64_t frames = joined.ndim == 4 ? joined.shape[0] : 1;
         if (frames != 1)
             st = sdlk_error_set(err, SDLK_ERR_FORMAT,
                                 "%s: the canvas has %lld frames; an image holds one (write .npy "
                                 "or a video)",
-                                sink->display, (long long)frames);
+                                writer->display, (long long)frames);
         else if (joined.dtype != SDLK_U8 && joined.dtype != SDLK_U16)
             st = sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
                                 "%s: the canvas is %s; images hold u8 or u16 (write .npy)",
-                                sink->display, sdlk_dtype_name(joined.dtype));
+                                writer->display, sdlk_dtype_name(joined.dtype));
         sdlk_tensor image;
         sdlk_tensor_init(&image);
         if (!st)
             st = sdlk_tensor_reshape(&image, &joined, 3, joined.shape + joined.ndim - 3, err);
         if (!st)
-            st = sdlk_image_write(sink->path, &image, NULL, err);
+            st = sdlk_image_write(writer->path, &image, NULL, err);
         sdlk_tensor_free(&image);
     } else if (!st) {
         sdlk_tensor_set set;
@@ -337,21 +337,21 @@ sdlk_status sdlk_canvas_writer_finish(sdlk_canvas_writer *sink, const sdlk_tile_
         st = sdlk_tensor_set_add(&set, info->name && info->name[0] ? info->name : "canvas",
                                  &joined, err);
         if (!st)
-            st = sdlk_tensors_save(sink->path, &set, SDLK_FORMAT_UNKNOWN, 0, err);
+            st = sdlk_tensors_save(writer->path, &set, SDLK_FORMAT_UNKNOWN, 0, err);
         sdlk_tensor_set_free(&set);
     }
     sdlk_tensor_free(&joined);
     return st;
 }
 
-void sdlk_canvas_writer_free(sdlk_canvas_writer *sink)
+void sdlk_canvas_writer_free(sdlk_canvas_writer *writer)
 {
-    if (sink->video)
-        sdlk_video_writer_abort(sink->video);
-    for (int64_t g = 0; g < sink->group_count; g++)
-        sdlk_tensor_free(&sink->groups[g]);
-    free(sink->groups);
-    memset(sink, 0, sizeof *sink);
+    if (writer->video)
+        sdlk_video_writer_abort(writer->video);
+    for (int64_t g = 0; g < writer->group_count; g++)
+        sdlk_tensor_free(&writer->groups[g]);
+    free(writer->groups);
+    memset(writer, 0, sizeof *writer);
 }
 
 /* ---- tile streams --------------------------------------------------------------- */
