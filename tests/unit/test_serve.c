@@ -278,7 +278,26 @@ typedef struct rig {
 /* The rig's configuration: sim clock on the fake's costs (10 + 1 per tile), the
  * predictor started from that truth, results collected. */
 static void rig_config(rig *g, sdlk_serve_config *cfg, sdlk_serve_policy policy, int batch,
-                       int admission, double io);
+                       int admission, double io)
+{
+    memset(g, 0, sizeof *g);
+    g->f.io = io;
+    sdlk_serve_config_init(cfg);
+    cfg->policy = policy;
+    cfg->batch = batch;
+    cfg->admission = admission;
+    cfg->clock = SDLK_SERVE_CLOCK_SIM;
+    int64_t tile[3] = {1, 64, 64};
+    sdlk_serve_profile_init(&cfg->profile, tile, batch);
+    cfg->profile.tiled_a_ms = 10; /* the predictor starts from the fake's truth */
+    cfg->profile.tiled_b_ms = 1;
+    cfg->profile.canvas_a_ms = 10;
+    cfg->profile.canvas_b_ms = 1;
+    cfg->cost = fake_cost;
+    cfg->cost_ctx = &g->f;
+    cfg->on_result = collect;
+    cfg->result_ctx = &g->c;
+}
 
 static void rig_start_with(rig *g, const sdlk_serve_config *cfg)
 {
@@ -291,30 +310,6 @@ static void rig_start(rig *g, sdlk_serve_policy policy, int batch, int admission
     sdlk_serve_config cfg;
     rig_config(g, &cfg, policy, batch, admission, io);
     rig_start_with(g, &cfg);
-}
-
-static void rig_config(rig *g, sdlk_serve_config *out, sdlk_serve_policy policy, int batch,
-                       int admission, double io)
-{
-    memset(g, 0, sizeof *g);
-    g->f.io = io;
-    sdlk_serve_config cfg;
-    sdlk_serve_config_init(&cfg);
-    cfg.policy = policy;
-    cfg.batch = batch;
-    cfg.admission = admission;
-    cfg.clock = SDLK_SERVE_CLOCK_SIM;
-    int64_t tile[3] = {1, 64, 64};
-    sdlk_serve_profile_init(&cfg.profile, tile, batch);
-    cfg.profile.tiled_a_ms = 10; /* the predictor starts from the fake's truth */
-    cfg.profile.tiled_b_ms = 1;
-    cfg.profile.canvas_a_ms = 10;
-    cfg.profile.canvas_b_ms = 1;
-    cfg.cost = fake_cost;
-    cfg.cost_ctx = &g->f;
-    cfg.on_result = collect;
-    cfg.result_ctx = &g->c;
-    *out = cfg;
 }
 
 static void rig_submit(rig *g, const char *id, int h, int w, int steps, double arrival,
