@@ -516,7 +516,7 @@ int main(int argc, char **argv)
     sdlk_outfile results = {0};
     report_ctx rctx = {.cli = &cli, .out = stdout};
     if (cli.output && !sdlk_path_is_stdio(cli.output)) {
-        st = sdlk_outfile_open(&results, cli.output, &err);
+        st = cli_output_open(&results, cli.output, &err);
         rctx.out = results.fp;
     }
     sdlk_serve_backend backend;
@@ -554,12 +554,8 @@ int main(int argc, char **argv)
     }
     if (st == SDLK_OK && rctx.write_failed)
         st = sdlk_error_set(&err, SDLK_ERR_IO, "write error on the results");
-    if (results.fp) {
-        if (st == SDLK_OK)
-            st = sdlk_outfile_commit(&results, &err);
-        else
-            sdlk_outfile_abort(&results);
-    }
+    if (results.fp)
+        st = cli_output_close(&results, st, &err);
     if (engine && !cli.quiet)
         fprintf(stderr, "%s: %lld requests: %lld served (%lld within SLO, attainment %.1f%%), "
                 "%lld failed, %lld rejected, %lld not served; latency p50 %.1f ms, p99 %.1f ms; "

@@ -760,7 +760,7 @@ int main(int argc, char **argv)
 
     trace_out trace = {.lock = PTHREAD_MUTEX_INITIALIZER};
     if (st == SDLK_OK && args.trace) {
-        st = sdlk_outfile_open(&trace.file, args.trace, &err);
+        st = cli_output_open(&trace.file, args.trace, &err);
         opts.refine.trace = trace_row;
         opts.refine.trace_ctx = &trace;
     }
@@ -794,13 +794,11 @@ int main(int argc, char **argv)
         st = sdlk_image_write(sink.path, &sink.image, NULL, &err);
     if (sink.have_image)
         sdlk_tensor_free(&sink.image);
-    if (st == SDLK_OK && args.trace)
-        st = sdlk_outfile_commit(&trace.file, &err);
+    if (args.trace && trace.file.fp)
+        st = cli_output_close(&trace.file, st, &err);
     if (st != SDLK_OK) {
         if (sink.video)
             sdlk_video_writer_abort(sink.video);
-        if (args.trace)
-            sdlk_outfile_abort(&trace.file);
         if (interrupted)
             sdlk_error_set(&err, SDLK_ERR_IO, "interrupted; partial output removed");
     }

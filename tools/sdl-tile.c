@@ -210,7 +210,6 @@ static int refuse_terminal(const sdl_cli *cli, const char *path)
 /* ---- split ------------------------------------------------------------------------ */
 
 typedef struct splitter {
-    sdl_cli *cli;
     const grid_spec *spec;
     sdlk_outfile out;
     const char *out_name; /* for messages */
@@ -286,7 +285,7 @@ static int cmd_split(sdl_cli *cli, int argc, char **argv)
     if (rc)
         return rc;
 
-    splitter s = {.cli = cli, .spec = &spec};
+    splitter s = {.spec = &spec};
     s.out_name = sdlk_path_is_stdio(output) ? "<stdout>" : output;
     sdlk_error err = {0};
     if (cli_output_open(&s.out, output, &err))

@@ -23,7 +23,7 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
-void cli_track_output(sdlk_outfile *out)
+static void track_output(sdlk_outfile *out)
 {
     tracked_valid = 0;
     if (out && out->tmp_path && strlen(out->tmp_path) < sizeof tracked_tmp) {
@@ -36,7 +36,7 @@ sdlk_status cli_output_open(sdlk_outfile *out, const char *path, sdlk_error *err
 {
     sdlk_status st = sdlk_outfile_open(out, path, err);
     if (st == SDLK_OK)
-        cli_track_output(out);
+        track_output(out);
     return st;
 }
 
@@ -46,7 +46,7 @@ sdlk_status cli_output_close(sdlk_outfile *out, sdlk_status written, sdlk_error 
         written = sdlk_outfile_commit(out, err);
     else
         sdlk_outfile_abort(out);
-    cli_track_output(NULL);
+    track_output(NULL);
     return written;
 }
 

@@ -102,17 +102,14 @@ int cli_parse_int_list(const sdl_cli *cli, const char *option, const char *text,
 /* The thread count for this run (--threads, SDL_THREADS, cores). */
 int cli_threads(const sdl_cli *cli, sdlk_error *err);
 
-/* Register the output being written so that SIGINT/SIGTERM delete its temporary file;
- * pass NULL once it is committed or aborted. One output at a time. */
-void cli_track_output(sdlk_outfile *out);
-
 /* An output written whole or not at all, in two calls around the writing:
  *     sdlk_status st = cli_output_open(&out, path, &err);
  *     if (st == SDLK_OK)
  *         st = cli_output_close(&out, write_it(out.fp, ..., &err), &err);
- * open: sdlk_outfile_open ("-": stdout) and cli_track_output. close: commit when
- * `written` is SDLK_OK, else abort (the destination is untouched), then untrack;
- * returns `written`, or the commit's failure. */
+ * open: sdlk_outfile_open ("-": stdout), and the output is registered so that
+ * SIGINT/SIGTERM (cli_init's handler) delete its temporary file. close: commit when
+ * `written` is SDLK_OK, else abort (the destination is untouched), then unregister;
+ * returns `written`, or the commit's failure. One output at a time. */
 sdlk_status cli_output_open(sdlk_outfile *out, const char *path, sdlk_error *err);
 sdlk_status cli_output_close(sdlk_outfile *out, sdlk_status written, sdlk_error *err);
 
