@@ -24,6 +24,8 @@ expect_exit 2 - "sim with a missing profile" -- "$TOOL" --clock sim --profile "$
 expect_exit 2 - "batch 0" -- "$TOOL" --batch 0
 expect_exit 2 - "eta above 1" -- "$TOOL" --eta 1.5
 expect_exit 2 - "eta not a number" -- "$TOOL" --eta lots
+expect_exit 2 - "headroom above 0.5" -- "$TOOL" --headroom 0.7
+expect_exit 2 - "headroom not a number" -- "$TOOL" --headroom lots
 expect_exit 1 - "missing input" -- "$TOOL" --profile "$WORK/none.json" "$WORK/no-such-trace"
 
 # ---- live: two good requests and three bad ones ----------------------------------------
@@ -91,6 +93,11 @@ for policy in tile tile-fcfs fcfs grouped; do
         fail "sim $policy summary: $(cat "$WORK/sim.err")"
 done
 grep -q '"ok":true' "$WORK/sim.fcfs" || fail "sim fcfs served nothing"
+# an explicit headroom is accepted and serves the same 40 requests
+"$TOOL" --clock sim --headroom 0.2 --batch 4 --profile "$WORK/profile.json" --json \
+    "$WORK/sim.jsonl" >"$WORK/sim.headroom" 2>"$WORK/sim.err" ||
+    fail "sim --headroom 0.2 exited $?: $(cat "$WORK/sim.err")"
+[ "$(wc -l <"$WORK/sim.headroom")" -eq 40 ] || fail "sim --headroom 0.2: want 40 result lines"
 grep -q '"output"' "$WORK/sim.tile" && fail "the simulator claims it wrote a file"
 
 # ---- the region cache: off by default, on skips tile-steps after the warm-up ----------
