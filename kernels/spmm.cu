@@ -595,9 +595,16 @@ sdlk_status run_cusparse(sdlk_cuda_spmm *ctx, sdlk_error *err)
                           "cusparseSpMM", err);
 }
 
-sdlk_status create_condensed(const sdlk_sgt *sgt, const float *values, int64_t dim,
+/* What create_condensed builds from: the tiles and the slab width (0: pick_n_tiles). */
+struct condensed_source {
+    const sdlk_sgt *sgt;
+    int n_tiles;
+};
+
+sdlk_status create_condensed(const condensed_source *source, const float *values, int64_t dim,
                              sdlk_cuda_spmm *ctx, sdlk_error *err)
 {
+    const sdlk_sgt *sgt = source->sgt;
     if (sgt->window_height != TILE_ROWS || sgt->tile_width != TILE_COLS)
         return sdlk_error_set(err, SDLK_ERR_UNSUPPORTED,
                               "the GPU kernel needs 16x8 condensed tiles (the m16n8k8 MMA "
@@ -607,7 +614,10 @@ sdlk_status create_condensed(const sdlk_sgt *sgt, const float *values, int64_t d
     sdlk_status st = check_sizes(sgt->nodes, dim, err);
     if (st)
         return st;
-    int n_tiles = pick_n_tiles(dim);
+    int n_tiles = source->n_tiles ? source->n_tiles : pick_n_tiles(dim);
+    if (n_tiles != 1 && n_tiles != 2 && n_tiles != 4 && n_tiles != 8)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "slab width %d n-tiles: use 1, 2, 4 or 8",
+                              n_tiles);
     int slabs = (int)((dim + 8 * n_tiles - 1) / (8 * n_tiles));
     int item_tiles = MAX_ITEM_TILES;
     std::vector<work_item> items;
@@ -803,7 +813,17 @@ extern "C" sdlk_status sdlk_cuda_spmm_create_condensed(const sdlk_sgt *sgt, cons
                                                        int64_t dim, sdlk_cuda_spmm **out,
                                                        sdlk_error *err)
 {
-    return create_with(create_condensed, sgt, values, dim, out, err);
+    const condensed_source source = {sgt, 0};
+    return create_with(create_condensed, &source, values, dim, out, err);
+}
+
+extern "C" sdlk_status sdlk_cuda_spmm_create_condensed_slab(const sdlk_sgt *sgt,
+                                                            const float *values, int64_t dim,
+                                                            int n_tiles, sdlk_cuda_spmm **out,
+                                                            sdlk_error *err)
+{
+    const condensed_source source = {sgt, n_tiles};
+    return create_with(create_condensed, &source, values, dim, out, err);
 }
 
 extern "C" sdlk_status sdlk_cuda_spmm_create_cusparse(const sdlk_graph *g, const float *values,

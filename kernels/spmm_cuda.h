@@ -58,6 +58,13 @@ sdlk_status sdlk_cuda_spmm_create_condensed(const sdlk_sgt *sgt, const float *va
                                             int64_t dim, sdlk_cuda_spmm **out,
                                             sdlk_error *err);
 
+/* The same with the slab width fixed: n_tiles MMA n-tiles (8 n_tiles features) per warp,
+ * 1, 2, 4 or 8 (else SDLK_ERR_ARG), 0 for the kernel's own choice. For tuning
+ * measurements (tests/gpu/gpu_spmm.c --sweep); the product is the same. */
+sdlk_status sdlk_cuda_spmm_create_condensed_slab(const sdlk_sgt *sgt, const float *values,
+                                                 int64_t dim, int n_tiles, sdlk_cuda_spmm **out,
+                                                 sdlk_error *err);
+
 /* cuSPARSE SpMM (CSR, ALG2) over `g`. */
 sdlk_status sdlk_cuda_spmm_create_cusparse(const sdlk_graph *g, const float *values,
                                            int64_t dim, sdlk_cuda_spmm **out,

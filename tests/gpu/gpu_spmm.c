@@ -19,7 +19,8 @@
  * (ratio = ours / cuSPARSE) and a last row with the geometric mean of the ratios (issue 4
  * targets >= 1.5x). Exit 77 (skipped) without a GPU, 1 on any failure.
  * `gpu_spmm --quick` leaves out the amazon0601-size graph and times 1 + 3 runs: for runs
- * under compute-sanitizer, which slows kernels down a hundredfold. */
+ * under compute-sanitizer, which slows kernels down a hundredfold. `gpu_spmm --sweep`
+ * times every slab width at D = 128 and 64 on the two R-MAT graphs (tuning; see sweep). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -175,11 +176,12 @@ typedef struct run_result {
     char baseline_failure[SDLK_ERROR_MSG_MAX]; /* empty: cuSPARSE ran */
 } run_result;
 
-/* Both contexts for one graph and width: check, then (when `timed`) time. A cuSPARSE
+/* Both contexts for one graph and width (ours with slabs of n_tiles MMA n-tiles, 0: the
+ * kernel's choice): check, then (when `timed`) time. A cuSPARSE
  * failure fails a timed measurement (there is no ratio without it); in a check-only one
  * it is recorded in baseline_failure, and ours is still judged. */
-static int measure(const test_graph *t, int64_t dim, const timing_plan *timed, sdlk_pool *pool,
-                   run_result *out, sdlk_error *err)
+static int measure(const test_graph *t, int64_t dim, int n_tiles, const timing_plan *timed,
+                   sdlk_pool *pool, run_result *out, sdlk_error *err)
 {
     int64_t n = t->g.nodes * dim;
     float *x = malloc((size_t)(n ? n : 1) * sizeof(float));
@@ -197,7 +199,7 @@ static int measure(const test_graph *t, int64_t dim, const timing_plan *timed, s
     out->our_ms = out->cusparse_ms = 0;
     out->our_error = out->cusparse_error = NAN;
     out->baseline_failure[0] = 0;
-    failed = failed || sdlk_cuda_spmm_create_condensed(&t->sgt, NULL, dim, &ours, err) ||
+    failed = failed || sdlk_cuda_spmm_create_condensed_slab(&t->sgt, NULL, dim, n_tiles, &ours, err) ||
              sdlk_cuda_spmm_set_x(ours, x, err) ||
              checked_run(ours, y, ref, n, &out->our_error, err);
     sdlk_error baseline_err = {0};
@@ -274,9 +276,41 @@ static void print_graph(const test_graph *t)
            t->sgt.tile_count ? (double)t->g.edges / (double)t->sgt.tile_count : 0.0);
 }
 
+/* --sweep: the slab width at the widths where the kernel trails cuSPARSE, on the
+ * amazon0601-size R-MAT graph and the 16k one, each variant with a cuSPARSE run beside it
+ * (whose spread between variants shows the noise). The default width's product runs
+ * first, so that `ncu --launch-count` on this mode profiles it. */
+static int sweep(const test_graph *graphs, int count, const timing_plan *plan, sdlk_pool *pool)
+{
+    const int64_t dims[] = {128, 64};
+    const int widths[] = {0, 1, 2, 4, 8};
+    int failed = 0;
+    for (int gi = 0; gi < count; gi++)
+        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+            for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+                sdlk_error err = {0};
+                run_result r;
+                if (measure(&graphs[gi], dims[di], widths[wi], plan, pool, &r, &err)) {
+                    fprintf(stderr, "gpu_spmm: sweep %s D=%lld NT=%d: %s\n", graphs[gi].label,
+                            (long long)dims[di], widths[wi], err.msg);
+                    failed = 1;
+                    continue;
+                }
+                int ok = passes(r.our_error, OUR_TOLERANCE);
+                printf("TABLE|spmm slab NT=%s%d D=%lld|%s|%s %.1e|%.3f ms|cuSPARSE ALG2 %.3f ms|"
+                       "%.2fx\n",
+                       widths[wi] ? "" : "auto ", widths[wi], (long long)dims[di],
+                       graphs[gi].label, ok ? "ok" : "FAIL", r.our_error, r.our_ms,
+                       r.cusparse_ms, r.our_ms > 0 ? r.cusparse_ms / r.our_ms : 0.0);
+                failed |= !ok;
+            }
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int sweeping = argc > 1 && strcmp(argv[1], "--sweep") == 0;
     const timing_plan plan = {quick ? 1 : 5, quick ? 3 : 15};
     int skip = gpu_check_require("gpu_spmm", 0);
     if (skip)
@@ -310,6 +344,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpu_spmm: preparing the graphs: %s\n", err.msg);
         return 1;
     }
+    if (sweeping) {
+        const test_graph rmat[2] = {graphs[5], graphs[4]};
+        failed = sweep(rmat, 2, &plan, pool);
+        printf("gpu_spmm --sweep: %.1f s in all\n", sdlk_seconds_since(t_start));
+        for (int i = 0; i < GRAPHS; i++) {
+            sdlk_sgt_free(&graphs[i].sgt);
+            sdlk_graph_free(&graphs[i].g);
+        }
+        sdlk_pool_destroy(pool);
+        return failed;
+    }
     for (int i = 0; i < GRAPHS; i++)
         print_graph(&graphs[i]);
     printf("graphs ready in %.1f s\n", sdlk_seconds_since(t_start));
@@ -329,7 +374,7 @@ int main(int argc, char **argv)
         for (size_t di = 0; di < sizeof extra_dims / sizeof extra_dims[0]; di++) {
             const test_graph *t = &graphs[extra_graphs[gi]];
             run_result r;
-            if (measure(t, extra_dims[di], NULL, pool, &r, &err)) {
+            if (measure(t, extra_dims[di], 0, NULL, pool, &r, &err)) {
                 fprintf(stderr, "gpu_spmm: %s D=%lld: %s\n", t->label, (long long)extra_dims[di],
                         err.msg);
                 failed = 1;
@@ -360,7 +405,7 @@ int main(int argc, char **argv)
             int64_t dim = dims[di];
             run_result r;
             sdlk_error_clear(&err);
-            if (measure(t, dim, &plan, pool, &r, &err)) {
+            if (measure(t, dim, 0, &plan, pool, &r, &err)) {
                 fprintf(stderr, "gpu_spmm: %s D=%lld: %s\n", t->label, (long long)dim, err.msg);
                 failed = 1;
                 continue;
