@@ -43,8 +43,9 @@ static void usage(FILE *out)
           "      --out TYPE      f32 (default: (sum (a-za)(b-zb)) * sa * sb) or int32 (the exact\n"
           "                      integer sum, zero points applied, scales not)\n"
           "      --route R       auto (default), bitserial or int8\n"
-          "      --device D      cpu (default), gpu (the 1-bit tensor-core kernel; an error\n"
-          "                      without one) or auto (the GPU when built with CUDA and present)\n"
+          "      --device D      auto (default: the GPU when built with CUDA and one is\n"
+          "                      usable; its int32 equals the CPU's bit for bit), cpu, or gpu\n"
+          "                      (the 1-bit tensor-core kernel; an error without one)\n"
           "      --a-name NAME   the quantized (or float) tensor of A to use when it holds several\n"
           "      --b-name NAME   the same for B\n"
           "      --abits N       quantize a float A on the fly to N bits (1..8): asymmetric, one\n"
@@ -147,6 +148,9 @@ static void on_the_fly_defaults(operand_spec *a, operand_spec *b)
 static int parse_options(sdl_cli *cli, int argc, char **argv, qmatmul_options *opt)
 {
     memset(opt, 0, sizeof *opt);
+    /* the GPU kernel's results are the CPU's bit for bit (gpu-check), so using it
+     * wherever one is usable changes speed only */
+    opt->device = SDLK_QGEMM_DEVICE_AUTO;
     opt->a.role = "A";
     opt->b.role = "B";
     sdlk_error err = {0};
