@@ -82,6 +82,9 @@ template <class T, bool Pinned = false> struct sdlk_grow_buffer {
     }
 };
 
+/* Multiprocessors of the current device (at least 1) into *sms. */
+sdlk_status sdlk_cuda_sm_count(int *sms, sdlk_error *err);
+
 /* The median of ms[0..n), n >= 1 (the mean of the middle two for an even n); sorts ms. */
 double sdlk_median_ms(double *ms, int n);
 

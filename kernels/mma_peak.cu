@@ -110,11 +110,8 @@ sdlk_status measure(int blocks, uint32_t *sink, cudaEvent_t start, cudaEvent_t s
 extern "C" sdlk_status sdlk_cuda_mma_peak(sdlk_cuda_mma_kind kind, double *tops, sdlk_error *err)
 {
     *tops = 0;
-    int device = 0, sms = 0;
-    sdlk_status st = sdlk_cuda_check(cudaGetDevice(&device), "cudaGetDevice", err);
-    if (!st)
-        st = sdlk_cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-                             "cudaDeviceGetAttribute", err);
+    int sms = 1;
+    sdlk_status st = sdlk_cuda_sm_count(&sms, err);
     if (st)
         return st;
     const int blocks = sms * 8;

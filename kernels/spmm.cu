@@ -452,14 +452,11 @@ int pick_n_tiles(int64_t dim)
  * MIN_ITEM_TILES..MAX_ITEM_TILES (shorter runs buy atomics, not time). */
 sdlk_status pick_item_tiles(const sdlk_sgt *sgt, int slabs, int *item_tiles, sdlk_error *err)
 {
-    int device = 0, sms = 0;
-    sdlk_status st = sdlk_cuda_check(cudaGetDevice(&device), "cudaGetDevice", err);
-    if (!st)
-        st = sdlk_cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-                             "cudaDeviceGetAttribute", err);
+    int sms = 1;
+    sdlk_status st = sdlk_cuda_sm_count(&sms, err);
     if (st)
         return st;
-    int64_t resident_warps = (int64_t)(sms > 0 ? sms : 1) * MIN_BLOCKS_PER_SM * WARPS_PER_BLOCK;
+    int64_t resident_warps = (int64_t)sms * MIN_BLOCKS_PER_SM * WARPS_PER_BLOCK;
     int64_t per_warp = sgt->tile_count * slabs / (2 * resident_warps);
     int tiles = MIN_ITEM_TILES;
     while (tiles < MAX_ITEM_TILES && 2 * tiles <= per_warp)
