@@ -2,8 +2,8 @@
 # sdl-qmatmul: int32 output exactly equal to NumPy's integer matmul of the codes (zero
 # points applied), f32 output within tolerance of the dequantized float matmul, for every
 # encoding pair and both routes; the route and its reason reported; on-the-fly
-# quantization; --device (cpu default, gpu equal or one clear error); bad inputs (exit code,
-# one message naming the file, no output).
+# quantization; --device (auto default; cpu, gpu and auto the same int32, or gpu one clear
+# error without a GPU); bad inputs (exit code, one message naming the file, no output).
 set -u
 TOOL="$SDL_BUILD_DIR/tools/sdl-qmatmul"
 QUANT="$SDL_BUILD_DIR/tools/sdl-quantize"
@@ -83,8 +83,9 @@ expect_exit 2 "$out" "--wscheme without --wbits" -- "$TOOL" --wscheme binary -o 
 expect_exit 2 "$out" "--device tpu" -- "$TOOL" --device tpu -o "$out" "$WORK/a.st" "$WORK/w.st"
 
 # ---- --device ---------------------------------------------------------------------------------
-# cpu is the default and says so; gpu is the same int32 where there is a GPU, else one
-# clear error (exit 1, no output); auto runs wherever there is a device
+# auto is the default (the GPU where one is usable); cpu says so in --json; gpu is the same
+# int32 where there is a GPU, else one clear error (exit 1, no output); scripts/gpu-check
+# cli runs this on a GPU machine, where the default and auto take the GPU
 "$TOOL" --out int32 -o "$WORK/cpu.npy" "$WORK/a.st" "$WORK/w.st" 2>/dev/null || fail "default device failed"
 "$TOOL" --out int32 --device cpu --json -o "$WORK/cpu2.npy" "$WORK/a.st" "$WORK/w.st" >"$WORK/dev.json" ||
     fail "--device cpu failed"
