@@ -2,7 +2,7 @@
  * man/sdl-serve.1).
  *
  *   sdl-serve [--clock live|sim] [--policy tile|tile-fcfs|fcfs|grouped] [--batch B]
- *             [--group N] [--profile FILE] [--calibrate] [--reference IMG] [--model SPEC]
+ *             [--writers N] [--group N] [--profile FILE] [--calibrate] [--reference IMG] [--model SPEC]
  *             [--out DIR] [--no-admission] [--headroom X|auto] [--shift H,W] [--steps N]
  *             [--slo-scale X]
  *             [--cache on|off] [--tau X] [--eta X] [--json] [-o FILE] [-q] [--threads N]
@@ -37,6 +37,7 @@ enum {
     OPT_CLOCK = CLI_OPT_FIRST_TOOL_OPTION,
     OPT_POLICY,
     OPT_BATCH,
+    OPT_WRITERS,
     OPT_PROFILE,
     OPT_CALIBRATE,
     OPT_REFERENCE,
@@ -68,6 +69,9 @@ static void usage(FILE *out)
           "                          requests batched, untiled)\n"
           "      --batch B           tiles per model call (default: the model's largest)\n"
           "      --group N           grouped policy: same-size requests per batch (default 4)\n"
+          "      --writers N         threads writing the PNGs beside the model, so that a\n"
+          "                          large output does not stall everyone's denoising\n"
+          "                          (default 1; 0: written between model calls)\n"
           "      --profile FILE      latency profile (JSON): read if it exists; live runs\n"
           "                          calibrate and write it when it does not, and rewrite it\n"
           "                          with what they measured\n"
@@ -111,6 +115,7 @@ static const struct option long_options[] = {
     {"clock", required_argument, NULL, OPT_CLOCK},
     {"policy", required_argument, NULL, OPT_POLICY},
     {"batch", required_argument, NULL, OPT_BATCH},
+    {"writers", required_argument, NULL, OPT_WRITERS},
     {"profile", required_argument, NULL, OPT_PROFILE},
     {"calibrate", no_argument, NULL, OPT_CALIBRATE},
     {"reference", required_argument, NULL, OPT_REFERENCE},
@@ -134,6 +139,7 @@ typedef struct serve_opts {
     sdlk_serve_policy policy;
     long batch;               /* 0: the model's max batch */
     long group;               /* grouped policy: requests per batch */
+    long writers;             /* output writers beside the loop (0: on it) */
     const char *profile, *reference, *model, *out_dir, *input;
     int calibrate, admission;
     int64_t shift[3];         /* 0,0,0: the backend's default */
@@ -320,6 +326,7 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
     o->admission = 1;
     o->headroom = -1.0;
     o->group = 4;
+    o->writers = 1;
     o->model = "exemplar";
     o->out_dir = ".";
     sdlk_serve_request_defaults_init(&o->defaults);
@@ -340,6 +347,11 @@ static int parse_options(sdl_cli *cli, int argc, char **argv, serve_opts *o)
             if (sdlk_serve_policy_parse(optarg, &o->policy) != 0)
                 return cli_usage_error(cli, "--policy: '%s' is not tile, tile-fcfs, fcfs or "
                                        "grouped", optarg);
+            break;
+        case OPT_WRITERS:
+            if (!cli_parse_long(cli, "--writers", optarg, 0, SDLK_SERVE_WRITERS_MAX,
+                                &o->writers))
+                return SDL_EXIT_USAGE;
             break;
         case OPT_BATCH:
             if (!cli_parse_long(cli, "--batch", optarg, 1, 1024, &o->batch))
@@ -527,6 +539,7 @@ int main(int argc, char **argv)
     cfg.admission = o.admission;
     cfg.headroom = o.headroom;
     cfg.group = (int)o.group;
+    cfg.writers = (int)o.writers;
     cfg.profile = profile;
     cfg.batch = o.batch ? (int)o.batch : lo.batch ? lo.batch : profile.max_batch;
     if (live) {

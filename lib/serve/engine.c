@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/timer.h"
+#include "serve/writeq.h"
 
 typedef struct pending {
     sdlk_serve_request req;
@@ -18,6 +19,15 @@ typedef struct pending {
 } pending;
 
 #define FINISH_SAMPLES 256
+#define WRITE_POLL_MS 1.0 /* live: how soon to look again while only writes are pending */
+#define COLLECT_MAX 64
+
+/* A finished job whose output is being written (config.writers > 0): detached from the
+ * store, reported when its write ends. */
+typedef struct writing {
+    sdlk_serve_job *job;
+    double end_ms; /* sim: when its write ends on its writer lane */
+} writing;
 
 struct sdlk_serve_engine {
     sdlk_serve_config cfg;
@@ -42,6 +52,11 @@ struct sdlk_serve_engine {
     int64_t open_n;
     double fin_mpx[FINISH_SAMPLES], fin_ms[FINISH_SAMPLES];
     int fin_n;
+    /* outputs being written beside the loop (writers > 0) */
+    writing *writes;
+    size_t writes_n, writes_cap;
+    double *lane_free_ms;          /* sim: when each writer lane is free */
+    sdlk_serve_writeq *writeq;     /* live: the writer threads */
 };
 
 const char *sdlk_serve_outcome_name(sdlk_serve_outcome o)
@@ -275,6 +290,9 @@ sdlk_status sdlk_serve_engine_create(const sdlk_serve_config *c, sdlk_serve_engi
 {
     if (c->batch < 1)
         return sdlk_error_set(err, SDLK_ERR_ARG, "batch must be at least 1 (got %d)", c->batch);
+    if (c->writers < 0 || c->writers > SDLK_SERVE_WRITERS_MAX)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "writers must be 0..%d (got %d)",
+                              SDLK_SERVE_WRITERS_MAX, c->writers);
     if (c->clock == SDLK_SERVE_CLOCK_LIVE && !c->backend)
         return sdlk_error_set(err, SDLK_ERR_ARG, "the live clock needs a backend");
     for (int a = 0; a < 3; a++)
@@ -297,6 +315,19 @@ sdlk_status sdlk_serve_engine_create(const sdlk_serve_config *c, sdlk_serve_engi
     e->tiled.headroom = headroom < SDLK_SERVE_HEADROOM_MAX ? headroom : SDLK_SERVE_HEADROOM_MAX;
     sdlk_serve_profile_init(&e->observed, p->tile, c->batch);
     e->start_ns = sdlk_now_ns();
+    if (c->writers > 0) {
+        sdlk_status st = SDLK_OK;
+        if (c->clock == SDLK_SERVE_CLOCK_SIM) {
+            if (!(e->lane_free_ms = calloc((size_t)c->writers, sizeof *e->lane_free_ms)))
+                st = sdlk_error_set(err, SDLK_ERR_NOMEM, "out of memory");
+        } else {
+            st = sdlk_serve_writeq_create(c->backend, c->writers, &e->writeq, err);
+        }
+        if (st != SDLK_OK) {
+            sdlk_serve_engine_destroy(e);
+            return st;
+        }
+    }
     *out = e;
     return SDLK_OK;
 }
@@ -305,6 +336,15 @@ void sdlk_serve_engine_destroy(sdlk_serve_engine *e)
 {
     if (!e)
         return;
+    /* the writers first: they may still be using jobs and the backend */
+    sdlk_serve_writeq_destroy(e->writeq);
+    for (size_t i = 0; i < e->writes_n; i++) {
+        if (e->cfg.backend && e->writes[i].job->state)
+            e->cfg.backend->close(e->cfg.backend->ctx, e->writes[i].job);
+        sdlk_serve_job_free(e->writes[i].job);
+    }
+    free(e->writes);
+    free(e->lane_free_ms);
     for (size_t i = 0; i < e->store.count; i++)
         if (e->cfg.backend && e->store.jobs[i]->state)
             e->cfg.backend->close(e->cfg.backend->ctx, e->store.jobs[i]);
@@ -344,16 +384,25 @@ sdlk_status sdlk_serve_engine_submit(sdlk_serve_engine *e, const sdlk_serve_requ
 
 int64_t sdlk_serve_engine_pending(const sdlk_serve_engine *e)
 {
-    return (int64_t)(e->heap_n + e->store.count);
+    return (int64_t)(e->heap_n + e->store.count + e->writes_n);
 }
 
 /* ---- events --------------------------------------------------------------------- */
+
+/* Whether a job with this id is having its output written. */
+static int writing_id(const sdlk_serve_engine *e, const char *id)
+{
+    for (size_t i = 0; i < e->writes_n; i++)
+        if (strcmp(e->writes[i].job->req.id, id) == 0)
+            return 1;
+    return 0;
+}
 
 static void admit(sdlk_serve_engine *e, pending *p)
 {
     sdlk_error err = {0};
     char msg[SDLK_ERROR_MSG_MAX];
-    if (sdlk_serve_store_find(&e->store, p->req.id)) {
+    if (sdlk_serve_store_find(&e->store, p->req.id) || writing_id(e, p->req.id)) {
         snprintf(msg, sizeof msg, "request %s: an unfinished request has the same id",
                  p->req.id);
         sdlk_serve_engine_report_error(e, p->req.id, msg);
@@ -412,38 +461,143 @@ static void admit(sdlk_serve_engine *e, pending *p)
         drop_job(e, job, SDLK_SERVE_FAILED, err.msg);
 }
 
-static void finish_job(sdlk_serve_engine *e, sdlk_serve_job *job)
+/* Report a finished job whose output was written (or failed to be) and free it; the
+ * job is no longer in the store. */
+static void report_written(sdlk_serve_engine *e, sdlk_serve_job *job, sdlk_status st,
+                           const char *why, const char *path, double write_ms, double finish_ms)
 {
-    sdlk_error err = {0};
     sdlk_serve_result r;
     result_from_job(&r, job);
-    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
-        e->busy_ms += sim_charge(e, SDLK_SERVE_COST_FINISH, 0, job);
+    if (st != SDLK_OK) {
+        r.outcome = SDLK_SERVE_FAILED;
+        snprintf(r.error, sizeof r.error, "%s", why);
     } else {
-        uint64_t t0 = sdlk_now_ns();
-        sdlk_status st = e->cfg.backend->finish(e->cfg.backend->ctx, job, r.output,
-                                                sizeof r.output, &err);
-        double ms = sdlk_seconds_since(t0) * 1e3;
-        e->busy_ms += ms;
-        if (st != SDLK_OK) {
+        r.outcome = SDLK_SERVE_SERVED;
+        snprintf(r.output, sizeof r.output, "%s", path);
+        r.finish_ms = finish_ms;
+        r.latency_ms = r.finish_ms - r.arrival_ms;
+        r.slo_met = r.latency_ms <= r.slo_ms;
+        if (e->cfg.clock == SDLK_SERVE_CLOCK_LIVE && e->fin_n < FINISH_SAMPLES) {
+            e->fin_mpx[e->fin_n] = (double)job->req.height * (double)job->req.width * 1e-6;
+            e->fin_ms[e->fin_n++] = write_ms;
+        }
+    }
+    if (e->cfg.backend && job->state)
+        e->cfg.backend->close(e->cfg.backend->ctx, job);
+    sdlk_serve_job_free(job);
+    emit(e, &r);
+}
+
+/* writers > 0: hand the job to a writer (sim: the lane free first; live: the queue). */
+static void start_write(sdlk_serve_engine *e, sdlk_serve_job *job)
+{
+    if (e->writes_n == e->writes_cap) {
+        size_t cap = e->writes_cap ? 2 * e->writes_cap : 16;
+        writing *w = realloc(e->writes, cap * sizeof *w);
+        if (!w) {
+            drop_job(e, job, SDLK_SERVE_FAILED, "out of memory queueing the output");
+            return;
+        }
+        e->writes = w;
+        e->writes_cap = cap;
+    }
+    double end_ms = 0;
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        int lane = 0;
+        for (int k = 1; k < e->cfg.writers; k++)
+            if (e->lane_free_ms[k] < e->lane_free_ms[lane])
+                lane = k;
+        double start = e->lane_free_ms[lane] > e->now_ms ? e->lane_free_ms[lane] : e->now_ms;
+        double cost = e->cfg.cost ? e->cfg.cost(e->cfg.cost_ctx, SDLK_SERVE_COST_FINISH, 0, job)
+                                  : profile_cost(&e->cfg.profile, SDLK_SERVE_COST_FINISH, 0, job);
+        end_ms = start + (cost >= 0 && isfinite(cost) ? cost : 0);
+        e->lane_free_ms[lane] = end_ms;
+    } else {
+        sdlk_error err = {0};
+        if (sdlk_serve_writeq_push(e->writeq, job, &err) != SDLK_OK) {
             drop_job(e, job, SDLK_SERVE_FAILED, err.msg);
             return;
         }
-        if (e->fin_n < FINISH_SAMPLES) {
-            e->fin_mpx[e->fin_n] = (double)job->req.height * (double)job->req.width * 1e-6;
-            e->fin_ms[e->fin_n++] = ms;
+    }
+    sdlk_serve_store_detach(&e->store, job);
+    e->writes[e->writes_n++] = (writing){job, end_ms};
+}
+
+/* Forget writes[i] (order does not matter: results carry their own times). */
+static sdlk_serve_job *take_write(sdlk_serve_engine *e, size_t i)
+{
+    sdlk_serve_job *job = e->writes[i].job;
+    e->writes[i] = e->writes[--e->writes_n];
+    return job;
+}
+
+/* Report the writes that have ended: sim, those ending by now (all with `all`, in the
+ * order of their ends); live, the completions the writers posted (with `all`, waiting
+ * for every one). Returns how many were reported. */
+static int collect_writes(sdlk_serve_engine *e, int all)
+{
+    int reported = 0;
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        for (;;) {
+            size_t first = e->writes_n;
+            for (size_t i = 0; i < e->writes_n; i++)
+                if (first == e->writes_n || e->writes[i].end_ms < e->writes[first].end_ms)
+                    first = i;
+            if (first == e->writes_n || (!all && e->writes[first].end_ms > e->now_ms))
+                return reported;
+            double end_ms = e->writes[first].end_ms;
+            report_written(e, take_write(e, first), SDLK_OK, "", "", 0, end_ms);
+            reported++;
         }
     }
-    r.outcome = SDLK_SERVE_SERVED;
-    r.finish_ms = sdlk_serve_engine_now(e);
-    r.latency_ms = r.finish_ms - r.arrival_ms;
-    r.slo_met = r.latency_ms <= r.slo_ms;
-    r.computed = job->computed;
-    r.skipped = job->skipped;
-    if (e->cfg.backend && job->state)
-        e->cfg.backend->close(e->cfg.backend->ctx, job);
-    sdlk_serve_store_remove(&e->store, job);
-    emit(e, &r);
+    sdlk_serve_written done[COLLECT_MAX];
+    do {
+        int n = sdlk_serve_writeq_collect(e->writeq, done, COLLECT_MAX, all);
+        for (int k = 0; k < n; k++) {
+            size_t i = 0;
+            while (i < e->writes_n && e->writes[i].job != done[k].job)
+                i++;
+            if (i == e->writes_n) /* cannot happen: every pushed job is listed */
+                continue;
+            double finish_ms = (double)(done[k].done_ns - e->start_ns) * 1e-6;
+            report_written(e, take_write(e, i), done[k].status, done[k].error, done[k].path,
+                           done[k].write_ms, finish_ms);
+            reported++;
+        }
+    } while (all && e->writes_n > 0);
+    return reported;
+}
+
+/* The earliest end of a simulated write (INFINITY: none). */
+static double next_write_end(const sdlk_serve_engine *e)
+{
+    double t = INFINITY;
+    for (size_t i = 0; i < e->writes_n; i++)
+        if (e->writes[i].end_ms < t)
+            t = e->writes[i].end_ms;
+    return t;
+}
+
+static void finish_job(sdlk_serve_engine *e, sdlk_serve_job *job)
+{
+    if (e->cfg.writers > 0) {
+        start_write(e, job);
+        return;
+    }
+    sdlk_error err = {0};
+    char path[sizeof ((sdlk_serve_result *)0)->output] = "";
+    sdlk_status st = SDLK_OK;
+    double ms;
+    if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
+        ms = sim_charge(e, SDLK_SERVE_COST_FINISH, 0, job);
+    } else {
+        uint64_t t0 = sdlk_now_ns();
+        st = e->cfg.backend->finish(e->cfg.backend->ctx, job, path, sizeof path, &err);
+        ms = sdlk_seconds_since(t0) * 1e3;
+    }
+    e->busy_ms += ms;
+    sdlk_serve_store_detach(&e->store, job);
+    report_written(e, job, st, err.msg, path, ms, sdlk_serve_engine_now(e));
 }
 
 /* The call's work after its run: tile items answered from the region cache drop out
@@ -530,6 +684,8 @@ static void run_batch(sdlk_serve_engine *e)
 sdlk_status sdlk_serve_engine_step(sdlk_serve_engine *e, double *next_ms, sdlk_error *err)
 {
     *next_ms = -1.0;
+    if (e->writes_n > 0 && collect_writes(e, 0) > 0)
+        return SDLK_OK;
     int admitted = 0;
     while (e->heap_n > 0 && e->heap[0].arrival_ms <= sdlk_serve_engine_now(e)) {
         pending p = heap_pop(e);
@@ -546,16 +702,19 @@ sdlk_status sdlk_serve_engine_step(sdlk_serve_engine *e, double *next_ms, sdlk_e
         run_batch(e);
         return SDLK_OK;
     }
-    if (e->heap_n == 0) {
-        *next_ms = INFINITY;
-        return SDLK_OK;
-    }
+    /* nothing to run: the next event is an arrival or the end of a write */
+    double arrival = e->heap_n > 0 ? e->heap[0].arrival_ms : INFINITY;
     if (e->cfg.clock == SDLK_SERVE_CLOCK_SIM) {
-        if (e->heap[0].arrival_ms > e->now_ms)
-            e->now_ms = e->heap[0].arrival_ms;
+        double next = e->writes_n > 0 ? fmin(arrival, next_write_end(e)) : arrival;
+        if (next == INFINITY)
+            *next_ms = INFINITY;
+        else if (next > e->now_ms)
+            e->now_ms = next;
         return SDLK_OK;
     }
-    *next_ms = e->heap[0].arrival_ms;
+    if (e->writes_n > 0)
+        arrival = fmin(arrival, sdlk_serve_engine_now(e) + WRITE_POLL_MS);
+    *next_ms = arrival;
     return SDLK_OK;
 }
 
@@ -605,6 +764,10 @@ void sdlk_serve_engine_abort(sdlk_serve_engine *e)
                  "of %d", job->req.id, job->step, job->req.steps);
         drop_job(e, job, SDLK_SERVE_NOT_SERVED, why);
     }
+    /* outputs being written are finished work: wait for them and report them served
+     * (or failed) -- nothing is reported served before its file exists */
+    if (e->writes_n > 0)
+        collect_writes(e, 1);
 }
 
 /* ---- statistics ----------------------------------------------------------------- */

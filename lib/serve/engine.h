@@ -15,8 +15,9 @@
  *   arrived (resolving its SLO from slo_ms, or slo_scale x the standalone latency from
  *   the profile; checking its size against the tile; EDF admission under the tile
  *   policy; opening it in the backend), then forms and runs one call, then completes
- *   the steps and requests that call finished (the backend writes the output first; a
- *   request is reported as served only after its output was written).
+ *   the steps and requests that call finished (the backend writes the output first, on
+ *   the loop or, with `writers`, beside it; a request is reported as served only after
+ *   its output was written).
  *   Region cache: a tiled item the backend answers from its cache (live) or that
  *   `sim_skip` marks (sim) is counted as skipped, not computed, and costs nothing: the
  *   call's work is the items the model computed, so the simulated clock charges
@@ -125,7 +126,15 @@ typedef struct sdlk_serve_config {
     void *sim_skip_ctx;
     sdlk_serve_result_fn on_result;
     void *result_ctx;
+    /* Outputs written beside the loop: 0 (the default) writes each finished request's
+     * output on the loop, between model calls; N > 0 hands it to N writers (live: threads,
+     * writeq.h; sim: N writer lanes, each write starting when its request is done and a
+     * lane is free, costing `cost`'s FINISH) while the loop goes on with the model. The
+     * request is reported when its write ends. */
+    int writers;
 } sdlk_serve_config;
+
+#define SDLK_SERVE_WRITERS_MAX 64
 
 /* The headroom's multiple of the profile's call-time spread: 1.645, the one-sided 95 %
  * point of a normal, as if a request's remaining calls were all slowed alike (a busy
@@ -134,7 +143,7 @@ typedef struct sdlk_serve_config {
 #define SDLK_SERVE_HEADROOM_MAX 0.5
 
 /* Defaults: tile policy, admission on, live clock, group 4, forget 0.98, headroom from
- * the profile; batch 0 (set it). The profile is zeroed: set it. */
+ * the profile, writers 0; batch 0 (set it). The profile is zeroed: set it. */
 void sdlk_serve_config_init(sdlk_serve_config *c);
 
 typedef struct sdlk_serve_engine sdlk_serve_engine;
@@ -171,7 +180,7 @@ sdlk_status sdlk_serve_engine_run(sdlk_serve_engine *e, sdlk_error *err);
 void sdlk_serve_engine_drain(sdlk_serve_engine *e);
 /* Shutdown, second stage: every request not finished is reported not served. */
 void sdlk_serve_engine_abort(sdlk_serve_engine *e);
-/* Requests held (arrived and pending). */
+/* Requests held (arrived and pending, outputs being written included). */
 int64_t sdlk_serve_engine_pending(const sdlk_serve_engine *e);
 
 typedef struct sdlk_serve_stats {
@@ -179,7 +188,8 @@ typedef struct sdlk_serve_stats {
     int64_t calls;                 /* model calls */
     int64_t computed, skipped;     /* tile (or canvas) evaluations of served requests:
                                       run by the model / answered by the region cache */
-    double busy_ms;                /* time spent in calls, opens and writes */
+    double busy_ms;                /* time the loop spent in calls, opens and (writers
+                                      0) writes */
     double attainment;             /* met / (served + rejected + not served + failed
                                       requests that were valid), 0..1 */
     double p50_ms, p99_ms;         /* latency of served requests (0 if none) */

@@ -11,10 +11,8 @@ void sdlk_serve_store_init(sdlk_serve_store *s)
 
 void sdlk_serve_store_free(sdlk_serve_store *s)
 {
-    for (size_t i = 0; i < s->count; i++) {
-        sdlk_serve_request_clear(&s->jobs[i]->req);
-        free(s->jobs[i]);
-    }
+    for (size_t i = 0; i < s->count; i++)
+        sdlk_serve_job_free(s->jobs[i]);
     free(s->jobs);
     memset(s, 0, sizeof *s);
 }
@@ -52,7 +50,7 @@ sdlk_status sdlk_serve_store_add(sdlk_serve_store *s, const sdlk_serve_request *
     return SDLK_OK;
 }
 
-void sdlk_serve_store_remove(sdlk_serve_store *s, sdlk_serve_job *job)
+void sdlk_serve_store_detach(sdlk_serve_store *s, sdlk_serve_job *job)
 {
     for (size_t i = 0; i < s->count; i++)
         if (s->jobs[i] == job) {
@@ -60,8 +58,18 @@ void sdlk_serve_store_remove(sdlk_serve_store *s, sdlk_serve_job *job)
             s->count--;
             break;
         }
+}
+
+void sdlk_serve_job_free(sdlk_serve_job *job)
+{
     sdlk_serve_request_clear(&job->req);
     free(job);
+}
+
+void sdlk_serve_store_remove(sdlk_serve_store *s, sdlk_serve_job *job)
+{
+    sdlk_serve_store_detach(s, job);
+    sdlk_serve_job_free(job);
 }
 
 sdlk_serve_job *sdlk_serve_store_find(const sdlk_serve_store *s, const char *id)

@@ -68,6 +68,10 @@ sdlk_status sdlk_serve_store_add(sdlk_serve_store *s, const sdlk_serve_request *
                                  sdlk_error *err);
 /* Remove and free a job (its backend state must be closed). */
 void sdlk_serve_store_remove(sdlk_serve_store *s, sdlk_serve_job *job);
+/* Remove a job without freeing it: it becomes the caller's (a finished job whose output
+ * is being written), freed with sdlk_serve_job_free. */
+void sdlk_serve_store_detach(sdlk_serve_store *s, sdlk_serve_job *job);
+void sdlk_serve_job_free(sdlk_serve_job *job);
 /* The job with this id, or NULL. O(n). */
 sdlk_serve_job *sdlk_serve_store_find(const sdlk_serve_store *s, const char *id);
 

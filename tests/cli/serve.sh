@@ -26,6 +26,8 @@ expect_exit 2 - "eta above 1" -- "$TOOL" --eta 1.5
 expect_exit 2 - "eta not a number" -- "$TOOL" --eta lots
 expect_exit 2 - "headroom above 0.5" -- "$TOOL" --headroom 0.7
 expect_exit 2 - "headroom not a number" -- "$TOOL" --headroom lots
+expect_exit 2 - "writers above 64" -- "$TOOL" --writers 65
+expect_exit 2 - "writers not a number" -- "$TOOL" --writers some
 expect_exit 1 - "missing input" -- "$TOOL" --profile "$WORK/none.json" "$WORK/no-such-trace"
 
 # ---- live: two good requests and three bad ones ----------------------------------------
@@ -54,6 +56,14 @@ done
 grep -q "width  *128" "$WORK/info" && grep -q "height  *64" "$WORK/info" ||
     fail "wide.png has the wrong size: $(cat "$WORK/info")"
 [ ! -e "$WORK/out/ghost.png" ] && [ ! -e "$WORK/out/odd.png" ] || fail "a PNG for a failed request"
+# the PNGs were written by a writer thread (--writers 1, the default); on the loop
+# (--writers 0) the same requests give the same bytes
+mkdir -p "$WORK/out0"
+"$TOOL" --json --no-admission --threads 2 --batch 4 --writers 0 --profile "$WORK/profile.json" \
+    --out "$WORK/out0" "$WORK/trace.jsonl" >"$WORK/results0.jsonl" 2>"$WORK/stderr0"
+for id in small wide; do
+    cmp -s "$WORK/out/$id.png" "$WORK/out0/$id.png" || fail "--writers 0 wrote another $id.png"
+done
 find "$WORK/out" -name '*.tmp' | grep -q . && fail "a temporary file left in the output directory"
 if [ -n "$PY" ]; then
     "$PY" - "$WORK/results.jsonl" "$WORK/out" <<'PYEOF' || fail "result lines wrong"
@@ -99,6 +109,10 @@ grep -q '"ok":true' "$WORK/sim.fcfs" || fail "sim fcfs served nothing"
     fail "sim --headroom 0.2 exited $?: $(cat "$WORK/sim.err")"
 [ "$(wc -l <"$WORK/sim.headroom")" -eq 40 ] || fail "sim --headroom 0.2: want 40 result lines"
 grep -q '"output"' "$WORK/sim.tile" && fail "the simulator claims it wrote a file"
+# with the writes on the loop (--writers 0) the simulator serves the same 40 requests
+"$TOOL" --clock sim --writers 0 --batch 4 --profile "$WORK/profile.json" --json \
+    "$WORK/sim.jsonl" >"$WORK/sim.w0" 2>"$WORK/sim.err" || fail "sim --writers 0 exited $?"
+[ "$(wc -l <"$WORK/sim.w0")" -eq 40 ] || fail "sim --writers 0: want 40 result lines"
 
 # ---- the region cache: off by default, on skips tile-steps after the warm-up ----------
 expect_exit 2 - "cache on with the sim clock" -- "$TOOL" --clock sim --cache on --profile "$WORK/profile.json"

@@ -1,14 +1,17 @@
 /* Unit tests of lib/serve: request lines (valid and malformed), the line reader, the
  * latency predictor, profiles, the scheduler policies and EDF admission on hand-made
- * traces with a fake latency function, and the simulated clock's event sequence, all
- * against schedules computed by hand in the comments. */
+ * traces with a fake latency function, the simulated clock's event sequence and its
+ * writer lanes, all against schedules computed by hand in the comments, and a live
+ * engine writing outputs beside the loop on a backend that only sleeps. */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/timer.h"
 #include "image/image.h"
 #include "serve/engine.h"
 #include "serve/lines.h"
@@ -576,6 +579,165 @@ START_TEST(sim_event_sequence)
 }
 END_TEST
 
+/* Writers beside the loop (sim), costs: open and write 20 ms each, a call 10 + 1/tile.
+ *   P 64x64 1 step at 0, Q 64x64 1 step at 25, tile-fcfs, B = 4.
+ *   writers 0: P open [0,20), call [20,31), write [31,51) -> 51; Q admitted at 51:
+ *              open [51,71), call [71,82), write [82,102) -> 102.
+ *   writers 1: P open [0,20), call [20,31), write [31,51) on the lane; Q (arrived at 25)
+ *              is admitted at 31: open [31,51), call [51,62), write [62,82) -> 82.
+ *   Two done together (both at 0): opens [0,20), [20,40), one call [40,52); writers 1:
+ *   P [52,72), Q queued [72,92); writers 2: both [52,72). */
+static void writers_trace(int writers, double p_arrival, double q_arrival, collected *out)
+{
+    rig g;
+    sdlk_serve_config cfg;
+    rig_config(&g, &cfg, SDLK_SERVE_POLICY_TILE_FCFS, 4, 0, 20.0);
+    cfg.writers = writers;
+    rig_start_with(&g, &cfg);
+    rig_submit(&g, "P", 64, 64, 1, p_arrival, 1000);
+    rig_submit(&g, "Q", 64, 64, 1, q_arrival, 1000);
+    rig_run(&g);
+    ck_assert_int_eq(sdlk_serve_engine_pending(g.e), 0);
+    *out = g.c;
+    sdlk_serve_engine_destroy(g.e);
+}
+
+START_TEST(sim_writers_beside_the_loop)
+{
+    collected c;
+    writers_trace(0, 0, 25, &c);
+    expect_served(&c, "P", 20, 51, 1, 1);
+    expect_served(&c, "Q", 71, 102, 1, 1);
+    writers_trace(1, 0, 25, &c);
+    expect_served(&c, "P", 20, 51, 1, 1);
+    expect_served(&c, "Q", 51, 82, 1, 1);
+    writers_trace(1, 0, 0, &c);
+    expect_served(&c, "P", 40, 72, 1, 1);
+    expect_served(&c, "Q", 40, 92, 1, 1);
+    ck_assert_str_eq(c.r[0].id, "P"); /* reported in the order their writes end */
+    writers_trace(2, 0, 0, &c);
+    expect_served(&c, "P", 40, 72, 1, 1);
+    expect_served(&c, "Q", 40, 72, 1, 1);
+    sdlk_serve_config cfg;
+    rig g;
+    rig_config(&g, &cfg, SDLK_SERVE_POLICY_TILE, 4, 1, 0);
+    cfg.writers = -1;
+    sdlk_error err = {0};
+    ck_assert_int_eq(sdlk_serve_engine_create(&cfg, &g.e, &err), SDLK_ERR_ARG);
+    ck_assert_ptr_null(g.e);
+}
+END_TEST
+
+/* A live backend that computes nothing: each call takes CALL_MS, each write WRITE_MS; it
+ * records when calls started and when writes began and ended (engine-independent wall
+ * clock), and which writes completed. */
+#define CALL_MS 5
+#define WRITE_MS 300
+typedef struct slow_writer {
+    uint64_t call_ns[32];
+    int calls;
+    uint64_t write_begin_ns[4], write_end_ns[4];
+    char written[4][16];
+    int writes;
+    pthread_mutex_t lock;
+} slow_writer;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static sdlk_status slow_open(void *ctx, sdlk_serve_job *job, sdlk_error *err)
+{
+    (void)ctx, (void)err;
+    job->state = job; /* anything non-NULL: close must be called */
+    return SDLK_OK;
+}
+
+static sdlk_status slow_run(void *ctx, sdlk_serve_batch *b, sdlk_error *err)
+{
+    (void)b, (void)err;
+    slow_writer *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    if (w->calls < 32)
+        w->call_ns[w->calls++] = sdlk_now_ns();
+    pthread_mutex_unlock(&w->lock);
+    sleep_ms(CALL_MS);
+    return SDLK_OK;
+}
+
+static sdlk_status slow_finish(void *ctx, sdlk_serve_job *job, char *path, size_t cap,
+                               sdlk_error *err)
+{
+    (void)err;
+    slow_writer *w = ctx;
+    uint64_t begin = sdlk_now_ns();
+    sleep_ms(WRITE_MS);
+    snprintf(path, cap, "%s.png", job->req.id);
+    pthread_mutex_lock(&w->lock);
+    if (w->writes < 4) {
+        w->write_begin_ns[w->writes] = begin;
+        w->write_end_ns[w->writes] = sdlk_now_ns();
+        snprintf(w->written[w->writes++], 16, "%s", job->req.id);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return SDLK_OK;
+}
+
+static void slow_close(void *ctx, sdlk_serve_job *job)
+{
+    (void)ctx;
+    job->state = NULL;
+}
+
+/* Live, writers 1: A (1 step) finishes first and is written for WRITE_MS while B's three
+ * steps run: B's calls start before A's write ends, and A is reported only after it. Then abort while B is being written: abort waits and reports B served. */
+START_TEST(live_writes_do_not_stall_the_model)
+{
+    slow_writer w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.lock, NULL);
+    sdlk_serve_backend backend = {&w, slow_open, slow_run, slow_finish, slow_close};
+    rig g;
+    sdlk_serve_config cfg;
+    rig_config(&g, &cfg, SDLK_SERVE_POLICY_TILE_FCFS, 1, 0, 0);
+    cfg.clock = SDLK_SERVE_CLOCK_LIVE;
+    cfg.cost = NULL;
+    cfg.backend = &backend;
+    cfg.writers = 1;
+    rig_start_with(&g, &cfg);
+    rig_submit(&g, "A", 64, 64, 1, -1, 10000);
+    rig_submit(&g, "B", 64, 64, 3, -1, 10000);
+    sdlk_error err = {0};
+    double next;
+    /* step until B's last call has run (4 calls: A, B, B, B) */
+    for (int guard = 0; guard < 1000 && w.calls < 4; guard++)
+        ck_assert_int_eq(sdlk_serve_engine_step(g.e, &next, &err), SDLK_OK);
+    ck_assert_int_eq(w.calls, 4);
+    pthread_mutex_lock(&w.lock);
+    int a_written = w.writes > 0;
+    pthread_mutex_unlock(&w.lock);
+    /* B's steps ran while A was written (they take 3 x CALL_MS << WRITE_MS) */
+    ck_assert_msg(!a_written, "A's write ended before B's calls: the loop waited for it");
+    sdlk_serve_engine_abort(g.e); /* B is being written: abort waits for it */
+    ck_assert_int_eq(g.c.n, 2);
+    ck_assert_int_eq(w.writes, 2);
+    ck_assert_str_eq(w.written[0], "A");
+    for (int i = 1; i < 4; i++) /* B's calls did not wait for A's write */
+        ck_assert_msg(w.call_ns[i] < w.write_end_ns[0], "call %d after A's write", i);
+    ck_assert(w.write_begin_ns[1] >= w.write_end_ns[0]); /* one writer: in turn */
+    const sdlk_serve_result *a = find(&g.c, "A"), *b = find(&g.c, "B");
+    ck_assert_int_eq(a->outcome, SDLK_SERVE_SERVED);
+    ck_assert_int_eq(b->outcome, SDLK_SERVE_SERVED);
+    ck_assert_str_eq(b->output, "B.png");
+    ck_assert(a->finish_ms >= WRITE_MS); /* reported when its write ended */
+    ck_assert_int_eq(sdlk_serve_engine_pending(g.e), 0);
+    sdlk_serve_engine_destroy(g.e);
+    pthread_mutex_destroy(&w.lock);
+}
+END_TEST
+
 START_TEST(drain_and_abort)
 {
     rig g;
@@ -864,6 +1026,7 @@ int main(void)
                     tile_calls_shrink_for_tight_slo, headroom_leaves_slack,
                     grouped_batches_same_size, edf_admission, sim_event_sequence,
                     drain_and_abort, duplicate_id_and_parse_errors, store_grids_shift,
+                    sim_writers_beside_the_loop, live_writes_do_not_stall_the_model,
                     sim_charges_skipped_tiles_nothing, live_cache_skips_tiles,
                     live_eta_tiled_equals_one_core);
 }

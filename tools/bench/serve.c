@@ -168,6 +168,7 @@ static sdlk_status serve_trace_measured(const trace *t, sdlk_serve_policy policy
     cfg.profile = *prof;
     cfg.clock = backend ? SDLK_SERVE_CLOCK_LIVE : SDLK_SERVE_CLOCK_SIM;
     cfg.backend = backend;
+    cfg.writers = 1; /* as sdl-serve by default: outputs written beside the model */
     sdlk_serve_engine *e;
     sdlk_status st = sdlk_serve_engine_create(&cfg, &e, err);
     for (int i = 0; i < t->n && st == SDLK_OK; i++)
