@@ -8,7 +8,9 @@
  *               profile from sdl-serve --calibrate elsewhere: a GPU model, whose calls
  *               cost less per tile in larger batches) drives the sweep instead; the live
  *               and quality rows keep this machine's measured profile.
- *               SDL_BENCH_SERVE_ROWS=sweep,live,quality runs only the rows it names.
+ *               SDL_BENCH_SERVE_ROWS=sweep,live,quality runs only the rows it names;
+ *               SDL_BENCH_SERVE_WRITERS=N serves with N output writers (default 1, as
+ *               sdl-serve; 0 writes on the serving loop).
  *   sweep       seeded Poisson arrivals (N = 1600 requests per rate; --quick: 60) over a
  *               mix of 256^2, 512^2, 768^2, 1024^2, 512x768, 768x512 and 256x1024, 30
  *               steps, SLO = 3 x the request's standalone latency (also 2x and 5x for the
@@ -168,7 +170,10 @@ static sdlk_status serve_trace_measured(const trace *t, sdlk_serve_policy policy
     cfg.profile = *prof;
     cfg.clock = backend ? SDLK_SERVE_CLOCK_LIVE : SDLK_SERVE_CLOCK_SIM;
     cfg.backend = backend;
-    cfg.writers = 1; /* as sdl-serve by default: outputs written beside the model */
+    /* as sdl-serve by default: outputs written beside the model by one writer;
+     * SDL_BENCH_SERVE_WRITERS=N measures another count (0: on the loop) */
+    const char *writers = getenv("SDL_BENCH_SERVE_WRITERS");
+    cfg.writers = writers && *writers ? atoi(writers) : 1;
     sdlk_serve_engine *e;
     sdlk_status st = sdlk_serve_engine_create(&cfg, &e, err);
     for (int i = 0; i < t->n && st == SDLK_OK; i++)
