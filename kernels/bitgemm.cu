@@ -350,12 +350,7 @@ __global__ void __launch_bounds__(ROW_TERM_THREADS) row_terms_kernel(const uint6
 
 sdlk_status device_major(int *major, sdlk_error *err)
 {
-    int dev = 0;
-    sdlk_status st = sdlk_cuda_check(cudaGetDevice(&dev), "cudaGetDevice", err);
-    if (!st)
-        st = sdlk_cuda_check(cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, dev),
-                             "cudaDeviceGetAttribute", err);
-    return st;
+    return sdlk_cuda_attribute(cudaDevAttrComputeCapabilityMajor, major, err);
 }
 
 /* Event-timed runs of `run` (a callable returning sdlk_status) on the legacy stream. */

@@ -60,14 +60,20 @@ double sdlk_median_ms(double *ms, int n)
     return n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
 }
 
-sdlk_status sdlk_cuda_sm_count(int *sms, sdlk_error *err)
+sdlk_status sdlk_cuda_attribute(cudaDeviceAttr attr, int *value, sdlk_error *err)
 {
     int device = 0;
-    *sms = 1;
     sdlk_status st = sdlk_cuda_check(cudaGetDevice(&device), "cudaGetDevice", err);
     if (!st)
-        st = sdlk_cuda_check(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device),
-                             "cudaDeviceGetAttribute", err);
+        st = sdlk_cuda_check(cudaDeviceGetAttribute(value, attr, device), "cudaDeviceGetAttribute",
+                             err);
+    return st;
+}
+
+sdlk_status sdlk_cuda_sm_count(int *sms, sdlk_error *err)
+{
+    *sms = 1;
+    sdlk_status st = sdlk_cuda_attribute(cudaDevAttrMultiProcessorCount, sms, err);
     if (*sms < 1)
         *sms = 1;
     return st;

@@ -82,6 +82,8 @@ template <class T, bool Pinned = false> struct sdlk_grow_buffer {
     }
 };
 
+/* One attribute of the current device into *value. */
+sdlk_status sdlk_cuda_attribute(cudaDeviceAttr attr, int *value, sdlk_error *err);
 /* Multiprocessors of the current device (at least 1) into *sms. */
 sdlk_status sdlk_cuda_sm_count(int *sms, sdlk_error *err);
 
