@@ -12,6 +12,7 @@
 
 #include "core/device.h"
 #include "core/pool.h"
+#include "core/rng.h"
 #include "core/tensor.h"
 #include "gen/canvas.h"
 
@@ -259,16 +260,6 @@ static void prior_release(exemplar *ex, prior *p)
 
 /* ---- building a prior ------------------------------------------------------------- */
 
-/* Deterministic uniform doubles in [0, 1) from a seed (splitmix64). */
-static double next_uniform(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
-
 /* Patch positions along an axis of length `len` at `stride`: 0, stride, ... up to
  * len - patch. */
 static int64_t positions_at_stride(int64_t len, int64_t patch, int64_t stride)
@@ -357,7 +348,7 @@ static void collect_patches(const sdlk_exemplar_opts *o, const pyramid *pyr, int
         int64_t counts[3];
         int64_t n = level_positions(o, cv, counts);
         for (int64_t i = 0; i < n && needed > 0; i++, seen++) {
-            if (keep < total && next_uniform(&rng) * (double)(total - seen) >= (double)needed)
+            if (keep < total && sdlk_rng_unit(&rng) * (double)(total - seen) >= (double)needed)
                 continue;
             int64_t x = i % counts[2], y = i / counts[2] % counts[1], t = i / counts[2] / counts[1];
             cut_patch(o, cv, t * o->exemplar_stride, y * o->exemplar_stride,

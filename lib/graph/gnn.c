@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "core/timer.h"
 #include "io/npy.h"
 #include "io/tensorio.h"
@@ -40,14 +41,6 @@ void sdlk_gnn_model_free(sdlk_gnn_model *m)
         free(m->layer[l].bias);
     }
     sdlk_gnn_model_init(m);
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
 }
 
 static sdlk_status check_widths(int layers, int64_t in_dim, int64_t hidden, int64_t out_dim,
@@ -87,7 +80,7 @@ sdlk_status sdlk_gnn_model_random(sdlk_gnn_model *m, sdlk_gnn_kind kind, int lay
         }
         double limit = sqrt(6.0 / (double)(ly->in + ly->out));
         for (int64_t i = 0; i < ly->in * ly->out; i++) {
-            double u = (double)(splitmix64(&state) >> 11) * 0x1.0p-53; /* [0, 1) */
+            double u = sdlk_rng_unit(&state); /* [0, 1) */
             ly->weight[i] = (float)((2.0 * u - 1.0) * limit);
         }
     }

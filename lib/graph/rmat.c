@@ -2,19 +2,12 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/rng.h"
 #include "graph/graph.h"
 #include "graph/graph_internal.h"
 
-/* splitmix64: a counter-based generator, so edge k's random stream depends only on
- * (seed, k) and the output is the same for any number of threads. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
+/* Randomness: splitmix64 (core/rng.h) used counter-based, so edge k's random stream
+ * depends only on (seed, k) and the output is the same for any number of threads. */
 sdlk_rmat_params sdlk_rmat_graph500(int scale, int64_t edge_factor, uint64_t seed)
 {
     sdlk_rmat_params p = {0};
@@ -46,7 +39,7 @@ static void draw_edge(const rmat_job *job, uint64_t *state, int64_t *row, int64_
         uint64_t bits = 0;
         for (int level = 0; level < job->levels; level++) {
             if ((level & 3) == 0)
-                bits = splitmix64(state);
+                bits = sdlk_splitmix64(state);
             uint32_t u = (uint32_t)(bits >> ((level & 3) * 16)) & 0xFFFF;
             int row_bit = u >= job->below_ab;
             int col_bit = (u >= job->below_a && u < job->below_ab) || u >= job->below_abc;
@@ -66,7 +59,7 @@ static void rmat_range(void *ctx, int64_t begin, int64_t end, int worker)
     const rmat_job *job = ctx;
     for (int64_t k = begin; k < end; k++) {
         uint64_t state = job->seed ^ ((uint64_t)k * UINT64_C(0xD1B54A32D192ED03));
-        splitmix64(&state); /* decorrelate neighbouring counters */
+        sdlk_splitmix64(&state); /* decorrelate neighbouring counters */
         int64_t r, c;
         draw_edge(job, &state, &r, &c);
         if (job->relabel) {
@@ -118,7 +111,7 @@ sdlk_status sdlk_rmat_generate(const sdlk_rmat_params *params, sdlk_pool *pool, 
         for (int64_t i = 0; i < params->nodes; i++)
             relabel[i] = i;
         for (int64_t i = params->nodes - 1; i > 0; i--) {
-            int64_t j = (int64_t)(splitmix64(&state) % (uint64_t)(i + 1));
+            int64_t j = (int64_t)(sdlk_splitmix64(&state) % (uint64_t)(i + 1));
             int64_t t = relabel[i];
             relabel[i] = relabel[j];
             relabel[j] = t;

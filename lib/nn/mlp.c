@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "core/tensor.h"
 #include "core/tensorset.h"
 #include "image/image.h"
@@ -21,16 +22,10 @@ typedef struct rng {
     uint64_t state;
 } rng;
 
-static uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(rng *r) { return sdlk_splitmix64(&r->state); }
 
 /* Uniform in (0, 1]: never 0, so log() below is finite. */
-static double rng_uniform(rng *r) { return ((double)(rng_next(r) >> 11) + 1.0) / 9007199254740992.0; }
+static double rng_uniform(rng *r) { return sdlk_rng_unit_open0(&r->state); }
 
 static double rng_normal(rng *r)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "image/image.h"
 #include "image/image_internal.h"
 
@@ -412,26 +413,12 @@ void sdlk_attack_chain_format(const sdlk_attack_chain *chain, char *buf, size_t 
     }
 }
 
-/* ---- randomness: splitmix64, deterministic for a seed ------------------------------ */
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double uniform01(uint64_t *state)
-{
-    return (double)(splitmix64(state) >> 11) * 0x1.0p-53;
-}
+/* ---- randomness: splitmix64 (core/rng.h), deterministic for a seed ----------------- */
 
 /* Uniform integer in [0, n] (n >= 0). */
 static int64_t uniform_upto(uint64_t *state, int64_t n)
 {
-    return n <= 0 ? 0 : (int64_t)(uniform01(state) * (double)(n + 1));
+    return n <= 0 ? 0 : (int64_t)(sdlk_rng_unit(state) * (double)(n + 1));
 }
 
 /* ---- float image helpers ----------------------------------------------------------- */
@@ -657,7 +644,7 @@ static void add_noise(fimg *img, double sigma, uint64_t *rng)
                 g = spare;
                 have_spare = 0;
             } else {
-                double u1 = uniform01(rng), u2 = uniform01(rng);
+                double u1 = sdlk_rng_unit(rng), u2 = sdlk_rng_unit(rng);
                 double r = sqrt(-2.0 * log(1.0 - u1)); /* 1 - u1 in (0, 1] */
                 g = r * cos(2 * M_PI * u2);
                 spare = r * sin(2 * M_PI * u2);
@@ -1113,7 +1100,7 @@ sdlk_status sdlk_attack_chain_apply(const sdlk_attack_chain *chain, const sdlk_t
         /* Attack k draws from its own stream, so adding an attack to the end of a chain
          * does not change the random choices of the ones before it. */
         uint64_t mix = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(k + 1));
-        uint64_t attack_seed = splitmix64(&mix);
+        uint64_t attack_seed = sdlk_splitmix64(&mix);
         sdlk_tensor next;
         sdlk_status st = sdlk_attack_apply(&chain->items[k], &current, attack_seed, &next, err);
         sdlk_tensor_free(&current);

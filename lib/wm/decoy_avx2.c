@@ -41,9 +41,5 @@ int wm_best_agreement_avx2(const uint64_t *positive, const uint64_t *nonzero, in
     int out = 0;
     for (int k = 0; k < 8; k += 2)
         out = lanes[k] > out ? lanes[k] : out;
-    for (; i < n; i++) {
-        int agree = __builtin_popcountll(nonzero[i] & ~(positive[i] ^ pilots));
-        out = agree > out ? agree : out;
-    }
-    return out;
+    return wm_best_agreement_loop(positive + i, nonzero + i, n - i, pilots, out);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "metrics/metrics.h"
 #include "wm/wm_internal.h"
 
@@ -565,33 +566,14 @@ void sdlk_wm_extract_soft(const sdlk_wm_sync *sync, const sdlk_wm_key *key,
 
 /* ---- the calibrated p-value (wm.h, "The reported p-value is calibrated") ---------- */
 
-static uint64_t splitmix_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Best agreement of the pilot vector `pilots` over n hypotheses' signs: a pilot agrees
  * where its sum is nonzero and has the pilot's sign (the search's `v > 0`). */
-static inline __attribute__((always_inline)) int
-best_agreement_body(const uint64_t *positive, const uint64_t *nonzero, int64_t n, uint64_t pilots)
-{
-    int best = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int agree = __builtin_popcountll(nonzero[i] & ~(positive[i] ^ pilots));
-        best = agree > best ? agree : best;
-    }
-    return best;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("popcnt"))) static int best_agreement_popcnt(const uint64_t *positive,
                                                                    const uint64_t *nonzero,
                                                                    int64_t n, uint64_t pilots)
 {
-    return best_agreement_body(positive, nonzero, n, pilots);
+    return wm_best_agreement_loop(positive, nonzero, n, pilots, 0);
 }
 #endif
 
@@ -604,7 +586,7 @@ int wm_best_agreement(const uint64_t *positive, const uint64_t *nonzero, int64_t
     if (__builtin_cpu_supports("popcnt"))
         return best_agreement_popcnt(positive, nonzero, n, pilots);
 #endif
-    return best_agreement_body(positive, nonzero, n, pilots);
+    return wm_best_agreement_loop(positive, nonzero, n, pilots, 0);
 }
 
 double sdlk_wm_decoy_p(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
@@ -620,11 +602,11 @@ double sdlk_wm_decoy_p(const uint64_t *positive, const uint64_t *nonzero, int64_
     uint64_t decoy_state = seed;
     int above = 0, equal = 0;
     for (int d = 0; d < decoys; d++) {
-        int best = wm_best_agreement(positive, nonzero, n, splitmix_next(&decoy_state));
+        int best = wm_best_agreement(positive, nonzero, n, sdlk_splitmix64(&decoy_state));
         above += best > observed;
         equal += best == observed;
     }
-    double u = ((double)(splitmix_next(&fold) >> 11) + 1.0) * 0x1p-53; /* (0, 1] */
+    double u = sdlk_rng_unit_open0(&fold);
     return (above + u * (equal + 1)) / (decoys + 1);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/file.h"
+#include "core/rng.h"
 #include "wm/wm.h"
 
 /* ---- Reed-Solomon ------------------------------------------------------------------ */
@@ -104,14 +105,6 @@ int sdlk_wm_binom_threshold(int n, double fpr)
 
 /* ---- key derivation ------------------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 typedef struct xoshiro {
     uint64_t s[4];
 } xoshiro;
@@ -163,8 +156,8 @@ static void seed_from_secret(xoshiro *g, const uint8_t *secret, size_t len, int 
         }
         h ^= (uint64_t)len * 0x9e3779b97f4a7c15ULL ^ (uint64_t)tile << 48;
         uint64_t st = h;
-        splitmix64(&st);
-        g->s[lane] = splitmix64(&st);
+        sdlk_splitmix64(&st);
+        g->s[lane] = sdlk_splitmix64(&st);
     }
     if (!(g->s[0] | g->s[1] | g->s[2] | g->s[3]))
         g->s[0] = 1; /* xoshiro's one forbidden state */

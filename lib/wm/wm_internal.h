@@ -88,6 +88,18 @@ int wm_best_agreement(const uint64_t *positive, const uint64_t *nonzero, int64_t
                       uint64_t pilots);
 int wm_best_agreement_avx2(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
                            uint64_t pilots);
+/* The plain loop of both, from a running best `best`: the portable build, and the AVX2
+ * kernel's tail. Inlined, so that a caller compiled for popcnt gets the instruction. */
+static inline __attribute__((always_inline)) int
+wm_best_agreement_loop(const uint64_t *positive, const uint64_t *nonzero, int64_t n,
+                       uint64_t pilots, int best)
+{
+    for (int64_t i = 0; i < n; i++) {
+        int agree = __builtin_popcountll(nonzero[i] & ~(positive[i] ^ pilots));
+        best = agree > best ? agree : best;
+    }
+    return best;
+}
 
 /* One axis of a cyclic resampling from period in_n to out_n with a tent kernel whose
  * support grows with the reduction (plain linear interpolation when enlarging): for
