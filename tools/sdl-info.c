@@ -726,7 +726,7 @@ static void print_description(FILE *out, const json_t *o)
  * read, then reported. In JSON, a failed file is {"file", "error"} plus what was read. */
 static int info_one(const sdl_cli *cli, FILE *out, const char *path, const info_options *opt)
 {
-    const char *display = sdlk_path_is_stdio(path) ? "<stdin>" : path;
+    const char *display = sdlk_path_display(path);
     json_t *o = json_object();
     json_object_set_new(o, "file", json_text(display));
     sdlk_error err = {0};

@@ -439,8 +439,7 @@ static int run_qmatmul(const sdl_cli *cli, const qmatmul_options *opt)
     for (int i = 0; i < 2; i++) {
         sdlk_tensor_set_init(&sides[i]->file);
         sdlk_tensor_set_init(&sides[i]->made);
-        sides[i]->display = sdlk_path_is_stdio(sides[i]->spec->path) ? "<stdin>"
-                                                                       : sides[i]->spec->path;
+        sides[i]->display = sdlk_path_display(sides[i]->spec->path);
     }
     sdlk_error err = {0};
     int threads = cli_threads(cli, &err);

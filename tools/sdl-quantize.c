@@ -522,7 +522,7 @@ static void report(const quantize_run *run)
 static int run_quantize(const sdl_cli *cli, const quantize_options *opt)
 {
     quantize_run run = {.cli = cli, .opt = opt};
-    run.input_name = sdlk_path_is_stdio(opt->input) ? "<stdin>" : opt->input;
+    run.input_name = sdlk_path_display(opt->input);
     run.output_name = sdlk_path_is_stdio(opt->output) ? "<stdout>" : opt->output;
     sdlk_tensor_set_init(&run.in);
     sdlk_tensor_set_init(&run.out);

@@ -351,7 +351,7 @@ static int cmd_merge(sdl_cli *cli, int argc, char **argv)
     int threads = cli_threads(cli, &err);
     if (threads < 1)
         return cli_fail(cli, &err);
-    const char *name = sdlk_path_is_stdio(input) ? "<stdin>" : input;
+    const char *name = sdlk_path_display(input);
     sdlk_canvas_writer writer;
     sdlk_canvas_writer_init(&writer, output);
     FILE *fp = sdlk_file_open_read(input, &err);

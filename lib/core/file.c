@@ -12,6 +12,11 @@
 
 int sdlk_path_is_stdio(const char *path) { return path && strcmp(path, "-") == 0; }
 
+const char *sdlk_path_display(const char *path)
+{
+    return sdlk_path_is_stdio(path) ? "<stdin>" : path;
+}
+
 const char *sdlk_path_extension(const char *path, char *buf, size_t size)
 {
     const char *slash = strrchr(path, '/');
@@ -128,7 +133,7 @@ sdlk_status sdlk_file_map(const char *path, sdlk_storage **out, sdlk_error *err)
 {
     *out = NULL;
     if (sdlk_path_is_stdio(path))
-        return sdlk_file_slurp(stdin, "<stdin>", out, err);
+        return sdlk_file_slurp(stdin, sdlk_path_display(path), out, err);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sdlk_error_errno(err, errno, "%s", path);

@@ -44,6 +44,8 @@ sdlk_status sdlk_read_exact(FILE *fp, void *buf, size_t size, const char *name, 
 
 /* 1 if path names stdin/stdout ("-"). */
 int sdlk_path_is_stdio(const char *path);
+/* The path as messages name it: "<stdin>" for "-", else the path itself. */
+const char *sdlk_path_display(const char *path);
 /* Lowercase extension of path without the dot ("" if none), e.g. "png", "gz". */
 const char *sdlk_path_extension(const char *path, char *buf, size_t size);
 

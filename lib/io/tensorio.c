@@ -104,7 +104,7 @@ static sdlk_status load_safetensors(sdlk_storage *storage, const char *display,
 sdlk_status sdlk_tensors_parse(sdlk_storage *storage, const char *path, sdlk_tensor_format fmt,
                                sdlk_tensor_set *out, sdlk_error *err)
 {
-    const char *display = sdlk_path_is_stdio(path) ? "<stdin>" : path;
+    const char *display = sdlk_path_display(path);
     if (fmt == SDLK_FORMAT_NPY)
         return load_npy(storage, path, display, out, err);
     if (fmt == SDLK_FORMAT_NPZ)
@@ -119,7 +119,7 @@ sdlk_status sdlk_tensors_load(const char *path, sdlk_tensor_set *out,
                               sdlk_tensor_format *format_out, sdlk_error *err)
 {
     sdlk_tensor_set_init(out);
-    const char *display = sdlk_path_is_stdio(path) ? "<stdin>" : path;
+    const char *display = sdlk_path_display(path);
     sdlk_storage *storage;
     sdlk_status st = sdlk_file_map(path, &storage, err);
     if (st)

@@ -160,7 +160,7 @@ sdlk_status sdlk_canvas_read(const char *input, const char *name, int64_t frames
     if (frames_per_group < 1)
         return sdlk_error_set(err, SDLK_ERR_ARG, "canvas read: %lld frames per group",
                               (long long)frames_per_group);
-    const char *display = sdlk_path_is_stdio(input) ? "<stdin>" : input;
+    const char *display = sdlk_path_display(input);
     sdlk_storage *bytes;
     sdlk_status st = sdlk_file_map(input, &bytes, err);
     if (st)
