@@ -391,12 +391,13 @@ extern "C" sdlk_status sdlk_cuda_exemplar_prior_upload(const float *patches, con
     p->n = n;
     p->dim = dim;
     sdlk_status st = sdlk_cuda_upload(&p->patches, patches, (size_t)(n * dim),
-                            "cudaMalloc/cudaMemcpy (exemplars)", err);
+                                      "cudaMalloc/cudaMemcpy (exemplars)", err);
     if (!st)
         st = sdlk_cuda_upload(&p->half_norm, half_norm, (size_t)n,
-                    "cudaMalloc/cudaMemcpy (exemplar norms)", err);
+                              "cudaMalloc/cudaMemcpy (exemplar norms)", err);
     if (!st)
-        st = sdlk_cuda_upload(&p->mean, mean, (size_t)dim, "cudaMalloc/cudaMemcpy (mean exemplar)", err);
+        st = sdlk_cuda_upload(&p->mean, mean, (size_t)dim,
+                              "cudaMalloc/cudaMemcpy (mean exemplar)", err);
     if (st) {
         sdlk_cuda_exemplar_prior_free(p);
         return st;

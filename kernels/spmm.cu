@@ -810,8 +810,7 @@ extern "C" sdlk_status sdlk_cuda_spmm_create_condensed(const sdlk_sgt *sgt, cons
                                                        int64_t dim, sdlk_cuda_spmm **out,
                                                        sdlk_error *err)
 {
-    const condensed_source source = {sgt, 0};
-    return create_with(create_condensed, &source, values, dim, out, err);
+    return sdlk_cuda_spmm_create_condensed_slab(sgt, values, dim, 0, out, err);
 }
 
 extern "C" sdlk_status sdlk_cuda_spmm_create_condensed_slab(const sdlk_sgt *sgt,

@@ -2,11 +2,10 @@
  * man/sdl-serve.1).
  *
  *   sdl-serve [--clock live|sim] [--policy tile|tile-fcfs|fcfs|grouped] [--batch B]
- *             [--writers N] [--group N] [--profile FILE] [--calibrate] [--reference IMG] [--model SPEC]
- *             [--out DIR] [--no-admission] [--headroom X|auto] [--shift H,W] [--steps N]
- *             [--slo-scale X]
- *             [--cache on|off] [--tau X] [--eta X] [--json] [-o FILE] [-q] [--threads N]
- *             [REQUESTS]
+ *             [--writers N] [--group N] [--profile FILE] [--calibrate] [--reference IMG]
+ *             [--model SPEC] [--out DIR] [--no-admission] [--headroom X|auto]
+ *             [--shift H,W] [--steps N] [--slo-scale X] [--cache on|off] [--tau X]
+ *             [--eta X] [--json] [-o FILE] [-q] [--threads N] [REQUESTS]
  *
  * REQUESTS (a trace file, a FIFO, or '-' = stdin, the default) holds one JSON request
  * per line. Each request ends in one result line (served, failed, rejected, not

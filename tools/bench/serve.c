@@ -155,6 +155,19 @@ static sdlk_status serve_trace(const trace *t, sdlk_serve_policy policy,
     return serve_trace_measured(t, policy, prof, backend, stats, NULL, err);
 }
 
+/* The output writers every engine of the family serves with: as sdl-serve by default,
+ * one beside the model; SDL_BENCH_SERVE_WRITERS=N measures another count (0: on the
+ * loop). -1 when the variable is not a count 0..SDLK_SERVE_WRITERS_MAX. */
+static int output_writers(void)
+{
+    const char *text = getenv("SDL_BENCH_SERVE_WRITERS");
+    if (!text || !*text)
+        return 1;
+    char *end;
+    long n = strtol(text, &end, 10);
+    return *end || n < 0 || n > SDLK_SERVE_WRITERS_MAX ? -1 : (int)n;
+}
+
 /* The same, and (when `measured` is not NULL) the profile fitted to what the run
  * timed. */
 static sdlk_status serve_trace_measured(const trace *t, sdlk_serve_policy policy,
@@ -170,10 +183,7 @@ static sdlk_status serve_trace_measured(const trace *t, sdlk_serve_policy policy
     cfg.profile = *prof;
     cfg.clock = backend ? SDLK_SERVE_CLOCK_LIVE : SDLK_SERVE_CLOCK_SIM;
     cfg.backend = backend;
-    /* as sdl-serve by default: outputs written beside the model by one writer;
-     * SDL_BENCH_SERVE_WRITERS=N measures another count (0: on the loop) */
-    const char *writers = getenv("SDL_BENCH_SERVE_WRITERS");
-    cfg.writers = writers && *writers ? atoi(writers) : 1;
+    cfg.writers = output_writers(); /* checked once by bench_serve */
     sdlk_serve_engine *e;
     sdlk_status st = sdlk_serve_engine_create(&cfg, &e, err);
     for (int i = 0; i < t->n && st == SDLK_OK; i++)
@@ -911,6 +921,10 @@ sdlk_status bench_serve(const bench_options *opt, sdlk_bench_report *report, sdl
         bench_log(opt, FAMILY, "skipped: no reference image (brick.png or coins.png)");
         return SDLK_OK;
     }
+    if (output_writers() < 0)
+        return sdlk_error_set(err, SDLK_ERR_ARG, "SDL_BENCH_SERVE_WRITERS='%s': not a count "
+                              "of output writers from 0 to %d",
+                              getenv("SDL_BENCH_SERVE_WRITERS"), SDLK_SERVE_WRITERS_MAX);
     char *dir = NULL;
     sdlk_status st = bench_scratch_create(opt->tmp_dir, &dir, err);
     if (st != SDLK_OK)
